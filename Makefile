@@ -1,0 +1,47 @@
+# The README's commands. Each target bootstraps .venv itself, so a fresh machine with Python 3.11+
+# and a Rust toolchain needs nothing else.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+CARGO ?= cargo
+export CARGO_TERM_COLOR ?= never
+
+.PHONY: test demo bench build lint rust-test py-test bench-quick clean
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+
+# Dev dependencies are reinstalled only when pyproject.toml changes.
+$(VENV)/.deps: pyproject.toml | $(BIN)/python
+	$(BIN)/python -m pip install --quiet "maturin>=1.7,<2" \
+	  $$($(BIN)/python scripts/dev_requirements.py)
+	touch $@
+
+build: $(VENV)/.deps
+	VIRTUAL_ENV=$(abspath $(VENV)) PATH=$(abspath $(BIN)):$$PATH $(BIN)/maturin develop --release --quiet
+
+lint: $(VENV)/.deps
+	$(CARGO) fmt --check
+	$(CARGO) clippy --all-targets --quiet -- -D warnings
+	$(BIN)/ruff check python tests benches scripts
+	$(BIN)/ruff format --check python tests benches scripts
+
+rust-test:
+	$(CARGO) test --no-default-features --quiet
+
+py-test: build
+	$(BIN)/python -m mypy.stubtest tgingest._core
+	$(BIN)/python -m pytest -q tests benches
+
+test: lint rust-test py-test
+
+demo: build
+	$(BIN)/python scripts/demo.py
+
+bench: build
+	$(BIN)/python -m pytest -q benches --benchmark-enable --benchmark-columns=median,ops \
+	  -o addopts="-p no:cacheprovider" --bench-write-table
+
+clean:
+	rm -rf $(VENV) target

@@ -1,0 +1,142 @@
+"""End to end: importing a generated Desktop export, search on, against a naive pipeline and
+against the server's own ceiling; then timeline/search latency and storage size."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import statistics
+import time
+from pathlib import Path
+
+import asyncpg
+import baseline
+import pytest
+
+from tgingest.config import Settings
+from tgingest.pipeline import Pipeline
+from tgingest.samples import write_export
+from tgingest.sources.desktop import DesktopExport
+from tgingest.store import queries
+from tgingest.store.database import Database
+from tgingest.store.migrations import available
+from tgingest.store.partitions import Partitions
+
+pytestmark = pytest.mark.pg
+
+
+async def _naive_import(conn: asyncpg.Connection, path: Path) -> int:
+    """json.load + per-message Python + copy_records_to_table + to_tsvector GIN."""
+    await conn.execute("""CREATE TABLE naive (chat_id bigint, message_id bigint,
+        date timestamptz, edit_date timestamptz, sender_id bigint, text text,
+        content_hash bytea, PRIMARY KEY (chat_id, message_id))""")
+    await conn.execute("CREATE INDEX ON naive USING gin (to_tsvector('simple', text))")
+    data = json.loads(path.read_text(encoding="utf-8"))
+    chat_id = -(10**12 + data["id"])
+    records = []
+    for m in data["messages"]:
+        text = m.get("text", "")
+        if isinstance(text, list):
+            text = "".join(p if isinstance(p, str) else p.get("text", "") for p in text)
+        sender = m.get("from_id") or m.get("actor_id")
+        records.append((
+            chat_id, m["id"], dt.datetime.fromtimestamp(int(m["date_unixtime"]), dt.UTC),
+            dt.datetime.fromtimestamp(int(m["edited_unixtime"]), dt.UTC)
+            if "edited_unixtime" in m else None,
+            int(sender[4:]) if sender and sender.startswith("user") else None,
+            baseline.normalize(text), baseline.content_hash(text),
+        ))
+    for i in range(0, len(records), 10_000):
+        await conn.copy_records_to_table("naive", records=records[i : i + 10_000])
+    return len(records)
+
+
+async def _ceiling(conn: asyncpg.Connection) -> float:
+    """Seconds for raw binary COPY of our final rows into a fresh copy of the same schema."""
+    import io
+
+    buf = io.BytesIO()
+    await conn.copy_from_query("SELECT * FROM messages", output=buf.write, format="binary")
+    await conn.execute("CREATE SCHEMA ceiling")
+    await conn.execute("SET search_path = ceiling")
+    try:
+        await conn.execute(available()[0].sql)
+        months = await conn.fetch(
+            """SELECT DISTINCT extract(year FROM date AT TIME ZONE 'UTC')::int AS y,
+                      extract(month FROM date AT TIME ZONE 'UTC')::int AS m FROM public.messages""")
+        await Partitions().ensure(conn, [(r["y"], r["m"]) for r in months])
+        data = buf.getvalue()
+        t0 = time.perf_counter()
+        await conn.copy_to_table("messages", source=io.BytesIO(data), format="binary",
+                                 schema_name="ceiling")
+        return time.perf_counter() - t0
+    finally:
+        await conn.execute("SET search_path = public")
+
+
+async def test_end_to_end_import(pg_dsn, tmp_path, full, record) -> None:
+    n = 1_000_000 if full else 20_000
+    path = write_export(tmp_path / "exp", messages_per_chat=n, with_media=False)
+    raw_bytes = path.stat().st_size
+    settings = Settings(dsn=pg_dsn, data_dir=tmp_path / "data", bloom_capacity=2 * n)
+
+    db = await Database.open(settings)
+    try:
+        pipeline = await Pipeline(db, settings).open()
+        t0 = time.perf_counter()
+        summary = await pipeline.import_export(DesktopExport(path), with_media=False)
+        ours = time.perf_counter() - t0
+        await pipeline.aclose()
+        assert summary.counts.new == n
+        async with db.pool.acquire() as conn:
+            t0 = time.perf_counter()
+            assert await _naive_import(conn, path) == n
+            naive = time.perf_counter() - t0
+            assert await conn.fetchval("SELECT count(*) FROM naive") == n
+            ceiling = await _ceiling(conn)
+            assert await conn.fetchval("SELECT count(*) FROM ceiling.messages") == n
+            await conn.execute("DROP SCHEMA ceiling CASCADE")
+            await conn.execute("DROP TABLE naive")
+            await conn.execute("VACUUM ANALYZE")
+            disk = await conn.fetchval(
+                """SELECT sum(pg_total_relation_size(c.oid)) FROM pg_class c
+                   JOIN pg_namespace n ON n.oid = c.relnamespace
+                   WHERE n.nspname = 'public' AND c.relkind IN ('r', 'm')""")
+            timeline_ms, search_ms = await _latencies(conn, -(10**12 + 1_500_000_000), n)
+    finally:
+        await db.aclose()
+    record("end-to-end import, search on", n / ours, n / naive, "msgs/s",
+           ">= 3x; >= 60k msg/s", f"{n:,} msgs", higher_is_better=True)
+    record("end-to-end vs server ceiling", n / ours, n / ceiling, "msgs/s", ">= 0.8",
+           "ceiling = raw binary COPY of the final rows into the same schema",
+           higher_is_better=True)
+    record("storage on disk vs raw export JSON", disk / 2**20, raw_bytes / 2**20, "MiB",
+           "on-disk <= 50% (ratio >= 2x)", "all tables and indexes after VACUUM")
+    print(f"\nlatency at {n:,} rows: timeline page p99 {timeline_ms:.2f} ms (target < 5), "
+          f"search p95 {search_ms:.2f} ms (target < 100)")
+    record("timeline page p99", timeline_ms, 5.0, "ms", "< 5 ms (ratio >= 1)", f"{n:,} rows")
+    record("search p95 (7 scripts/phrases)", search_ms, 100.0, "ms", "< 100 ms (ratio >= 1)",
+           f"{n:,} rows")
+
+
+async def _latencies(conn: asyncpg.Connection, chat_id: int, n: int) -> tuple[float, float]:
+    import random
+
+    rng = random.Random(1)
+    timeline = []
+    for _ in range(200):
+        before = rng.randint(50, n)
+        t0 = time.perf_counter()
+        rows = await queries.timeline(conn, chat_id, before=before, limit=50)
+        timeline.append((time.perf_counter() - t0) * 1000)
+        assert rows and rows[0]["message_id"] == before - 1
+    search = []
+    for q in ["数据库", "天気", "Встреча", '"backup finished"', "회의는", "#rustlang", "資料庫"]:
+        for _ in range(10):
+            t0 = time.perf_counter()
+            rows = await queries.search(conn, q, limit=20)
+            search.append((time.perf_counter() - t0) * 1000)
+            assert rows
+    p99 = statistics.quantiles(timeline, n=100)[98]
+    p95 = statistics.quantiles(search, n=20)[18]
+    return p99, p95

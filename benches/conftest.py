@@ -1,0 +1,104 @@
+"""Benchmark harness: every bench measures tgingest and its baseline in the same process and
+records the ratio. With pytest-benchmark disabled (the default, and `make test`) the benches
+run on small inputs as plain tests that check their results; `make bench` runs them at full
+size and rewrites the table in benches/README.md."""
+
+from __future__ import annotations
+
+import os
+import platform
+import statistics
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+sys.path.insert(0, str(Path(__file__).parent))
+
+RESULTS: list[Row] = []
+TABLE_START = "<!-- bench-table:start -->"
+TABLE_END = "<!-- bench-table:end -->"
+
+
+@dataclass
+class Row:
+    bench: str
+    ours: float
+    baseline: float
+    unit: str
+    target: str
+    note: str = ""
+    higher_is_better: bool = False  # rates (msgs/s) vs costs (us/msg)
+
+    @property
+    def ratio(self) -> float:
+        """How many times better tgingest is than the baseline (> 1 = better)."""
+        num, den = (self.ours, self.baseline) if self.higher_is_better else (
+            self.baseline, self.ours)
+        return num / den if den else float("inf")
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption("--bench-write-table", action="store_true",
+                     help="rewrite the results table in benches/README.md")
+
+
+@pytest.fixture(scope="session")
+def full(request: pytest.FixtureRequest) -> bool:
+    """True under `make bench` (benchmarking enabled): full-size inputs."""
+    return not request.config.getoption("benchmark_disable")
+
+
+def cpu_median(fn: Callable[[], object], repeat: int) -> float:
+    """Median process CPU seconds of `fn` (client CPU only: waiting on the server is free)."""
+    samples = []
+    for _ in range(repeat):
+        t0 = time.process_time()
+        fn()
+        samples.append(time.process_time() - t0)
+    return statistics.median(samples)
+
+
+def wall_median(fn: Callable[[], object], repeat: int) -> float:
+    samples = []
+    for _ in range(repeat):
+        t0 = time.perf_counter()
+        fn()
+        samples.append(time.perf_counter() - t0)
+    return statistics.median(samples)
+
+
+@pytest.fixture
+def record() -> Callable[..., Row]:
+    def add(bench: str, ours: float, baseline: float, unit: str, target: str,
+            note: str = "", *, higher_is_better: bool = False) -> Row:
+        row = Row(bench, ours, baseline, unit, target, note, higher_is_better)
+        RESULTS.append(row)
+        print(f"\n{bench}: ours {ours:.4g} {unit}, baseline {baseline:.4g} {unit}, "
+              f"ratio {row.ratio:.2f}x (target {target}) {note}")
+        return row
+
+    return add
+
+
+def pytest_sessionfinish(session: pytest.Session) -> None:
+    if not session.config.getoption("--bench-write-table", default=False) or not RESULTS:
+        return
+    lines = [
+        f"Measured {time.strftime('%Y-%m-%d')} on {platform.machine()}, {os.cpu_count()} cores, "
+        f"Python {platform.python_version()}; medians; ratio = how many times better tgingest is.",
+        "",
+        "| bench | tgingest | baseline | ratio | target | note |",
+        "|---|---|---|---|---|---|",
+    ]
+    for r in RESULTS:
+        lines.append(f"| {r.bench} | {r.ours:.4g} {r.unit} | {r.baseline:.4g} {r.unit} | "
+                     f"{r.ratio:.2f}x | {r.target} | {r.note} |")
+    readme = Path(__file__).parent / "README.md"
+    text = readme.read_text()
+    start, end = text.index(TABLE_START), text.index(TABLE_END)
+    readme.write_text(text[: start + len(TABLE_START)] + "\n" + "\n".join(lines) + "\n"
+                      + text[end:])

@@ -1,0 +1,252 @@
+"""The ingest pipeline: source batches -> Rust hot path -> one PostgreSQL transaction each.
+
+Reading and processing the next batch (Rust, GIL released, in a worker thread) overlaps with
+committing the current one, so the client's CPU work hides behind the server's.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from tgingest._core import BatchResult, RawBatch, process_batch, sha256_files
+from tgingest.config import Settings
+from tgingest.errors import StorageIOError, UnsafePathError
+from tgingest.replay_filter import ReplayFilter
+from tgingest.sources.desktop import DesktopExport
+from tgingest.store.database import Database
+from tgingest.store.media import MediaStore, safe_ext
+from tgingest.store.partitions import Partitions
+from tgingest.store.writer import (
+    BatchCounts,
+    BatchWork,
+    ChatRow,
+    Checkpoint,
+    MediaLink,
+    MediaRow,
+    QuarantineRow,
+    commit_batch,
+    record_failed_batch,
+)
+
+Progress = Callable[[int, int, int], None]  # bytes read, total bytes, messages done
+
+
+@dataclass
+class ImportSummary:
+    source_file: str
+    counts: BatchCounts = field(default_factory=BatchCounts)
+    batches: int = 0
+    media_stored: int = 0
+    media_deduplicated: int = 0
+    media_refused: int = 0
+    media_missing: int = 0
+    bytes: int = 0
+    seconds: float = 0.0
+    dry_run: bool = False
+
+    @property
+    def rate(self) -> float:
+        return self.counts.messages / self.seconds if self.seconds > 0 else 0.0
+
+
+@dataclass
+class _Prepared:
+    batch: RawBatch
+    result: BatchResult
+    media: list[MediaRow]
+    links: list[MediaLink]
+    refused: list[QuarantineRow]
+    stored: int
+    deduplicated: int
+    missing: int
+    started_at: dt.datetime
+
+
+class Pipeline:
+    def __init__(self, db: Database, settings: Settings) -> None:
+        self.db = db
+        self.settings = settings
+        self.partitions = Partitions()
+        self.media = MediaStore(settings.media_root)
+        self.replay: ReplayFilter | None = None
+
+    async def open(self) -> Pipeline:
+        async with self.db.pool.acquire() as conn:
+            self.replay = await ReplayFilter.open(
+                conn, self.settings.data_dir, self.settings.bloom_capacity
+            )
+            await self.partitions.ensure_ahead(conn)
+        return self
+
+    async def aclose(self) -> None:
+        if self.replay is not None:
+            async with self.db.pool.acquire() as conn:
+                await asyncio.shield(self.replay.save(conn))
+
+    async def commit(self, work: BatchWork) -> BatchCounts:
+        """Commit one batch; on failure leave a 'failed' audit row and re-raise."""
+        async with self.db.pool.acquire() as conn:
+            await self.partitions.ensure(conn, work.batch.months)
+            try:
+                return await commit_batch(conn, work)
+            except Exception as e:
+                await record_failed_batch(conn, work, e)
+                raise
+
+    def _prepare_media(self, export: DesktopExport, batch: RawBatch) -> tuple:
+        files = export.media_files(batch)
+        refused = [
+            QuarantineRow(
+                error=f"media refused: {f.problem}",
+                raw=f.relative.encode("utf-8", "surrogatepass"),
+                chat_id=f.chat_id,
+                message_id=f.message_id,
+            )
+            for f in files
+            if f.path is None and f.problem and "missing" not in f.problem
+        ]
+        missing = sum(1 for f in files if f.path is None and f.problem and "missing" in f.problem)
+        present = [f for f in files if f.path is not None]
+        unique_paths = sorted({f.path for f in present if f.path is not None})
+        digests = dict(zip(unique_paths, sha256_files(unique_paths), strict=True))
+        rows: dict[bytes, MediaRow] = {}
+        links: list[MediaLink] = []
+        stored = deduplicated = 0
+        for f in present:
+            assert f.path is not None
+            sha = digests[f.path]
+            if sha not in rows:
+                try:
+                    saved = self.media.store_file(f.path, sha, safe_ext(f.path.name))
+                except (StorageIOError, UnsafePathError) as e:
+                    refused.append(
+                        QuarantineRow(
+                            error=f"media not stored: {e}",
+                            raw=f.relative.encode("utf-8", "surrogatepass"),
+                            chat_id=f.chat_id,
+                            message_id=f.message_id,
+                        )
+                    )
+                    continue
+                rows[sha] = MediaRow(sha, saved.size, saved.ext, saved.relative_path)
+                stored += saved.created
+                deduplicated += not saved.created
+            else:
+                deduplicated += 1
+            links.append(
+                MediaLink(f.chat_id, f.message_id, sha, f.media_type, original_name=f.relative)
+            )
+        return list(rows.values()), links, refused, stored, deduplicated, missing
+
+    def _prepare(self, export: DesktopExport, with_media: bool) -> _Prepared | None:
+        """Worker-thread step: parse the next batch, run the hot path, store its media files."""
+        started = dt.datetime.now(dt.UTC)
+        batch = export.next_batch()
+        if batch is None:
+            return None
+        bloom = self.replay.bloom if self.replay is not None else None
+        result = process_batch(batch, bloom)
+        media: tuple = ([], [], [], 0, 0, 0)
+        if with_media:
+            media = self._prepare_media(export, batch)
+        return _Prepared(batch, result, *media, started_at=started)
+
+    async def import_export(
+        self,
+        export: DesktopExport,
+        *,
+        with_media: bool = True,
+        progress: Progress | None = None,
+    ) -> ImportSummary:
+        summary = ImportSummary(source_file=str(export.result_json))
+        t0 = time.perf_counter()
+        queue: asyncio.Queue[_Prepared | BaseException | None] = asyncio.Queue(maxsize=2)
+
+        async def produce() -> None:
+            try:
+                while (prepared := await asyncio.to_thread(self._prepare, export, with_media)):
+                    await queue.put(prepared)
+                await queue.put(None)
+            except Exception as e:  # delivered in order, after the batches before it commit
+                await queue.put(e)
+
+        producer = asyncio.create_task(produce())
+        try:
+            while (item := await queue.get()) is not None:
+                if isinstance(item, BaseException):
+                    raise item
+                counts = await self.commit(self._work(export, item))
+                summary.counts.add(counts)
+                summary.batches += 1
+                summary.media_stored += item.stored
+                summary.media_deduplicated += item.deduplicated
+                summary.media_refused += len(item.refused)
+                summary.media_missing += item.missing
+                if progress:
+                    progress(export.bytes_read, export.total_bytes, summary.counts.messages)
+        finally:
+            producer.cancel()
+            await asyncio.gather(producer, return_exceptions=True)
+            summary.bytes = export.bytes_read
+            summary.seconds = time.perf_counter() - t0
+        return summary
+
+    def _work(self, export: DesktopExport, p: _Prepared) -> BatchWork:
+        chat = p.batch.chat or {}
+        chat_id = chat.get("chat_id")
+        quarantine = [
+            QuarantineRow(error=err, raw=raw, chat_id=chat_id, message_id=mid, byte_offset=off)
+            for off, mid, raw, err in p.batch.quarantined
+        ] + p.refused
+        checkpoints = []
+        id_range = p.batch.message_id_range
+        if chat_id is not None and id_range is not None:
+            checkpoints.append(
+                Checkpoint("export", chat_id, max_message_id=id_range[1],
+                           byte_offset=p.batch.end_offset)
+            )
+        return BatchWork(
+            source="export",
+            batch=p.batch,
+            result=p.result,
+            source_file=str(export.result_json),
+            chat=ChatRow(
+                chat_id=chat_id,
+                bare_id=chat.get("bare_id"),
+                type=chat.get("type"),
+                title=chat.get("name"),
+                left=bool(chat.get("left")),
+            )
+            if chat_id is not None
+            else None,
+            quarantine=quarantine,
+            media=p.media,
+            media_links=p.links,
+            checkpoints=checkpoints,
+            byte_offset=p.batch.end_offset,
+            started_at=p.started_at,
+        )
+
+
+def dry_run(export: DesktopExport, progress: Progress | None = None) -> ImportSummary:
+    """Parse and process the whole export without writing anything."""
+    summary = ImportSummary(source_file=str(export.result_json), dry_run=True)
+    t0 = time.perf_counter()
+    for batch in export:
+        process_batch(batch)
+        summary.batches += 1
+        summary.counts.messages += len(batch)
+        summary.counts.quarantined += len(batch.quarantined)
+        files = export.media_files(batch)
+        summary.media_refused += sum(1 for f in files if f.path is None and f.problem
+                                     and "missing" not in f.problem)
+        summary.media_missing += sum(1 for f in files if f.problem and "missing" in f.problem)
+        if progress:
+            progress(export.bytes_read, export.total_bytes, summary.counts.messages)
+    summary.bytes = export.bytes_read
+    summary.seconds = time.perf_counter() - t0
+    return summary

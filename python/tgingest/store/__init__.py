@@ -1,0 +1,1 @@
+"""PostgreSQL warehouse: connection (external or embedded), schema, batch commit, queries, media."""

@@ -1,0 +1,77 @@
+"""The connection to the warehouse: TGINGEST_DSN when set, else the embedded server.
+
+`Database.open` connects, applies pending migrations and returns a pool wrapper; `aclose()`
+closes the pool (and lets the embedded server stop when no other process uses it).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass, field
+from typing import Any
+
+import asyncpg
+
+from tgingest.config import Settings
+from tgingest.errors import DatabaseError
+from tgingest.store import migrations
+from tgingest.store.embedded import start_embedded
+
+
+def describe_dsn(dsn: str) -> str:
+    """A DSN with any password removed, for messages and `db info`."""
+    try:
+        from urllib.parse import urlsplit, urlunsplit
+
+        parts = urlsplit(dsn)
+        if parts.password is None:
+            return dsn.split("?")[0]
+        host = parts.hostname or ""
+        netloc = f"{parts.username}:***@{host}" + (f":{parts.port}" if parts.port else "")
+        return urlunsplit((parts.scheme, netloc, parts.path, "", ""))
+    except ValueError:
+        return "<unparseable DSN>"
+
+
+async def _init_connection(conn: asyncpg.Connection) -> None:
+    # Dates are UTC everywhere; never let a server default time zone leak into results.
+    await conn.execute("SET TIME ZONE 'UTC'")
+
+
+@dataclass
+class Database:
+    pool: asyncpg.Pool
+    kind: str  # "external" or "embedded"
+    where: str  # DSN without password, or the embedded data folder
+    _server: Any = field(default=None, repr=False)
+
+    @classmethod
+    async def open(
+        cls, settings: Settings, *, upgrade: bool = True, min_size: int = 1, max_size: int = 4
+    ) -> Database:
+        if settings.dsn:
+            dsn, kind, where, server = settings.dsn, "external", describe_dsn(settings.dsn), None
+        else:
+            pgdata = settings.data_dir / "pg"
+            dsn, server = await start_embedded(pgdata)
+            kind, where = "embedded", str(pgdata)
+        try:
+            pool = await asyncpg.create_pool(
+                dsn, min_size=min_size, max_size=max_size, init=_init_connection
+            )
+        except (OSError, asyncpg.PostgresError, asyncio.TimeoutError) as e:
+            raise DatabaseError(f"cannot connect to PostgreSQL at {where}: {e}") from None
+        db = cls(pool=pool, kind=kind, where=where, _server=server)
+        if upgrade:
+            async with pool.acquire() as conn:
+                await migrations.upgrade(conn)
+        return db
+
+    async def aclose(self) -> None:
+        await asyncio.shield(self.pool.close())
+
+    async def __aenter__(self) -> Database:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.aclose()

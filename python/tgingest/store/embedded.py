@@ -1,0 +1,30 @@
+"""An embedded PostgreSQL server (pip package `pgserver`) for users without TGINGEST_DSN.
+
+The server lives under the data directory, is started on first use and stopped when the last
+tgingest process using it exits; the code path after connecting is the same as for any DSN.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+from typing import Any
+
+from tgingest.errors import DatabaseError
+
+
+async def start_embedded(pgdata: Path) -> tuple[str, Any]:
+    """Start (or attach to) the server in `pgdata`; returns (dsn, handle kept alive)."""
+    try:
+        import pgserver
+    except ImportError as e:  # pragma: no cover - pgserver is a hard dependency
+        raise DatabaseError(
+            "no TGINGEST_DSN is set and the embedded PostgreSQL (pgserver) is not installed"
+        ) from e
+    pgdata.mkdir(parents=True, exist_ok=True)
+    pgdata.chmod(0o700)
+    try:
+        server = await asyncio.to_thread(pgserver.get_server, pgdata, cleanup_mode="stop")
+    except Exception as e:
+        raise DatabaseError(f"could not start the embedded PostgreSQL in {pgdata}: {e}") from e
+    return server.get_uri(), server

@@ -1,0 +1,91 @@
+"""Content-addressed media files: one file per distinct SHA-256, wherever it came from.
+
+Paths are built from the hash only (`ab/cd/<sha256>.<ext>` under the media root); the extension
+comes from a strict whitelist pattern, never from a Telegram-supplied name as is. Writes go to a
+temporary file in the target folder, are fsynced, then renamed into place; a symlink anywhere
+under the root is refused.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+from tgingest.errors import StorageIOError, UnsafePathError
+
+_EXT = re.compile(r"^[a-z0-9]{1,10}$")
+
+
+def safe_ext(name: str | None) -> str:
+    """The lower-cased extension of `name` if it is short and alphanumeric, else 'bin'."""
+    if not name or "." not in name:
+        return "bin"
+    ext = name.rsplit(".", 1)[1].lower()
+    return ext if _EXT.match(ext) else "bin"
+
+
+@dataclass(frozen=True)
+class StoredMedia:
+    sha256: bytes
+    size: int
+    ext: str
+    relative_path: str  # relative to the media root
+    created: bool  # False when the same content was already stored (deduplicated)
+
+
+class MediaStore:
+    def __init__(self, root: Path) -> None:
+        self.root = root
+
+    def relative_path(self, sha256: bytes, ext: str) -> str:
+        if len(sha256) != 32 or not _EXT.match(ext):
+            raise UnsafePathError("media paths are built from a 32-byte SHA-256 and a safe ext")
+        h = sha256.hex()
+        return f"{h[:2]}/{h[2:4]}/{h}.{ext}"
+
+    def _target(self, relative: str) -> Path:
+        target = self.root / relative
+        # Refuse symlinks on the way down: a planted link must not redirect our writes.
+        probe = self.root
+        for part in Path(relative).parts[:-1]:
+            probe = probe / part
+            if probe.is_symlink():
+                raise UnsafePathError(f"refusing to write media through a symlink: {probe}")
+        if target.is_symlink():
+            raise UnsafePathError(f"refusing to overwrite a symlink: {target}")
+        return target
+
+    def store_file(self, source: Path, sha256: bytes, ext: str) -> StoredMedia:
+        """Copy `source` (already hashed by the caller) into the store unless present."""
+        relative = self.relative_path(sha256, ext)
+        if self.root.is_symlink():
+            raise UnsafePathError(f"the media root is a symlink: {self.root}")
+        target = self._target(relative)
+        size = source.stat().st_size
+        if target.exists():
+            return StoredMedia(sha256, size, ext, relative, created=False)
+        try:
+            target.parent.mkdir(parents=True, exist_ok=True)
+            fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=".incoming-")
+            try:
+                with os.fdopen(fd, "wb") as out, source.open("rb") as src:
+                    shutil.copyfileobj(src, out, 1 << 20)
+                    out.flush()
+                    os.fsync(out.fileno())
+                os.replace(tmp, target)
+            except BaseException:
+                Path(tmp).unlink(missing_ok=True)
+                raise
+            dir_fd = os.open(target.parent, os.O_RDONLY)
+            try:
+                os.fsync(dir_fd)
+            finally:
+                os.close(dir_fd)
+        except OSError as e:
+            raise StorageIOError(e.errno or 0, f"cannot store media file: {e.strerror}",
+                                 str(target)) from None
+        return StoredMedia(sha256, size, ext, relative, created=True)

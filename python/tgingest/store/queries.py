@@ -1,0 +1,147 @@
+"""Read side: search, timeline, stats, quarantine and database info.
+
+Every statement is parameterized; search queries are tokenized by the same Rust code that
+tokenized the stored text, so Chinese, Japanese and Korean work without any extension.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+from typing import Any
+
+import asyncpg
+
+from tgingest._core import query_tsquery
+from tgingest.errors import InvalidInputError
+
+MESSAGE_COLUMNS = """chat_id, message_id, date, edit_date, kind, sender_id, sender_name, text,
+    reply_to, forwarded_from, media_type"""
+
+
+@dataclass(frozen=True)
+class SearchCursor:
+    """Keyset position after the last row of a page: (rank, date, chat_id, message_id)."""
+
+    rank: float
+    date: dt.datetime
+    chat_id: int
+    message_id: int
+
+    def encode(self) -> str:
+        return f"{self.rank!r}/{self.date.timestamp()!r}/{self.chat_id}/{self.message_id}"
+
+    @classmethod
+    def decode(cls, text: str) -> SearchCursor:
+        try:
+            rank, ts, chat, msg = text.split("/")
+            return cls(float(rank), dt.datetime.fromtimestamp(float(ts), dt.UTC), int(chat),
+                       int(msg))
+        except ValueError:
+            raise InvalidInputError(f"not a search cursor: {text!r}") from None
+
+
+async def search(
+    conn: asyncpg.Connection,
+    query: str,
+    *,
+    chat_id: int | None = None,
+    since: dt.datetime | None = None,
+    limit: int = 20,
+    after: SearchCursor | None = None,
+) -> list[asyncpg.Record]:
+    """Messages matching `query`, best first (ts_rank, then newest); keyset-paginated."""
+    tsquery = query_tsquery(query)
+    if tsquery is None:
+        raise InvalidInputError(f"nothing searchable in {query!r} (only punctuation or spaces?)")
+    return await conn.fetch(
+        f"""WITH q AS (SELECT $1::tsquery AS q),
+           hits AS (
+               SELECT {MESSAGE_COLUMNS}, ts_rank(search, q.q)::float8 AS rank
+               FROM messages, q
+               WHERE search @@ q.q
+                 AND ($2::bigint IS NULL OR chat_id = $2)
+                 AND ($3::timestamptz IS NULL OR date >= $3)
+                 AND deleted_at IS NULL
+           )
+           SELECT * FROM hits
+           WHERE $5::float8 IS NULL
+              OR (rank, date, chat_id, message_id) < ($5, $6::timestamptz, $7::bigint, $8::bigint)
+           ORDER BY rank DESC, date DESC, chat_id DESC, message_id DESC
+           LIMIT $4""",
+        tsquery,
+        chat_id,
+        since,
+        limit,
+        after.rank if after else None,
+        after.date if after else None,
+        after.chat_id if after else None,
+        after.message_id if after else None,
+    )
+
+
+async def timeline(
+    conn: asyncpg.Connection, chat_id: int, *, before: int | None = None, limit: int = 50
+) -> list[asyncpg.Record]:
+    """A page of one chat, newest first; `before` is the last message id of the previous page."""
+    return await conn.fetch(
+        f"""SELECT {MESSAGE_COLUMNS} FROM messages
+            WHERE chat_id = $1 AND ($2::bigint IS NULL OR message_id < $2)
+            ORDER BY message_id DESC LIMIT $3""",
+        chat_id,
+        before,
+        limit,
+    )
+
+
+async def chat_stats(conn: asyncpg.Connection, chat_id: int | None = None) -> list[asyncpg.Record]:
+    return await conn.fetch(
+        """SELECT c.chat_id, c.title, c.type, sum(d.messages)::bigint AS messages,
+                  sum(d.media)::bigint AS media, min(d.day) AS first_day, max(d.day) AS last_day
+           FROM chats c LEFT JOIN chat_daily_stats d USING (chat_id)
+           WHERE $1::bigint IS NULL OR c.chat_id = $1
+           GROUP BY c.chat_id, c.title, c.type
+           ORDER BY messages DESC NULLS LAST""",
+        chat_id,
+    )
+
+
+async def quarantine_list(conn: asyncpg.Connection, limit: int = 50) -> list[asyncpg.Record]:
+    return await conn.fetch(
+        """SELECT quarantine_id, created_at, source, source_file, chat_id, message_id,
+                  byte_offset, error, octet_length(raw) AS raw_bytes
+           FROM quarantine ORDER BY quarantine_id DESC LIMIT $1""",
+        limit,
+    )
+
+
+async def quarantine_show(conn: asyncpg.Connection, quarantine_id: int) -> asyncpg.Record | None:
+    return await conn.fetchrow("SELECT * FROM quarantine WHERE quarantine_id = $1", quarantine_id)
+
+
+async def db_info(conn: asyncpg.Connection) -> dict[str, Any]:
+    """Size, partitions with row counts, and the DEFAULT-partition alert."""
+    size = await conn.fetchval("SELECT pg_database_size(current_database())")
+    version = await conn.fetchval("SHOW server_version")
+    migrations = await conn.fetch("SELECT version, name FROM schema_migrations ORDER BY version")
+    partitions = await conn.fetch(
+        """SELECT c.relname AS name, pg_get_expr(c.relpartbound, c.oid) AS bound,
+                  greatest(c.reltuples, 0)::bigint AS approx_rows,
+                  pg_total_relation_size(c.oid) AS bytes
+           FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid
+           WHERE i.inhparent = 'messages'::regclass ORDER BY c.relname"""
+    )
+    default_rows = await conn.fetchval("SELECT count(*) FROM messages_default")
+    tables = {}
+    for table in ("message_keys", "message_versions", "chats", "users", "media", "quarantine",
+                  "ingest_batches"):
+        # Table names come from the constant tuple above.
+        tables[table] = await conn.fetchval(f"SELECT count(*) FROM {table}")
+    return {
+        "size_bytes": size,
+        "server_version": version,
+        "migrations": [(r["version"], r["name"]) for r in migrations],
+        "partitions": [dict(r) for r in partitions],
+        "default_partition_rows": default_rows,
+        "tables": tables,
+    }

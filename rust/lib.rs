@@ -1,0 +1,28 @@
+//! tgingest's Rust core: the per-message hot path of a Telegram message warehouse.
+//!
+//! Every module here is pure Rust with no Python in sight, so `cargo test --no-default-features`
+//! exercises the whole core without an interpreter. The `python` feature adds `rust/python/`,
+//! which only converts Python values, releases the GIL and calls into these modules.
+//!
+//! Modules, in the order a message meets them:
+//! - [`export`]: streaming parser for Telegram Desktop `result.json` (constant memory).
+//! - [`normalize`]: repair, NFKC, whitespace and the content key used for dedupe.
+//! - [`tokenize`]: search tokens (UAX #29 words, CJK bigrams) and the query tokenizer.
+//! - [`hash`]: stable 128-bit content digests, SimHash, SHA-256.
+//! - [`bloom`]: split-block Bloom filters (plain and aging) with a checked file format.
+//! - [`pgcopy`]: PostgreSQL binary COPY encoding in ~1 MiB chunks.
+//! - [`pipeline`]: the fused batch step that strings the above together.
+
+pub mod bloom;
+pub mod error;
+pub mod export;
+pub mod hash;
+pub mod normalize;
+pub mod pgcopy;
+pub mod pipeline;
+pub mod tokenize;
+
+#[cfg(feature = "python")]
+mod python;
+
+pub use error::CoreError;

@@ -1,0 +1,278 @@
+//! The fused batch step: one crossing from Python per batch.
+//!
+//! Design: sources (the Desktop export parser in Rust, Telethon columns from Python) produce
+//! `RawMessage` rows; `process` normalizes, tokenizes, hashes, checks the Bloom filter and
+//! encodes the staging-table COPY stream in one pass, with no Python objects involved.
+
+/// What kind of record a message is, as Telegram names it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MessageKind {
+    Message,
+    Service,
+    Unsupported,
+}
+
+impl MessageKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            MessageKind::Message => "message",
+            MessageKind::Service => "service",
+            MessageKind::Unsupported => "unsupported",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        match s {
+            "message" => Some(MessageKind::Message),
+            "service" => Some(MessageKind::Service),
+            "unsupported" => Some(MessageKind::Unsupported),
+            _ => None,
+        }
+    }
+}
+
+/// One message as a source delivers it, before normalization.
+///
+/// Every id is the id Telegram's API uses (chat ids already derived: users positive, basic
+/// groups `-id`, channels and supergroups `-(10^12 + id)`), every instant is UTC Unix seconds.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RawMessage {
+    pub chat_id: i64,
+    pub message_id: i64,
+    pub date: i64,
+    pub edit_date: Option<i64>,
+    pub kind: MessageKind,
+    pub sender_id: Option<i64>,
+    pub sender_name: Option<String>,
+    /// Flattened text, valid UTF-8 (lone surrogates / invalid bytes already replaced by U+FFFD).
+    pub text: String,
+    /// The original bytes of the text when the source had to repair it (kept verbatim in `raw`).
+    pub raw_text: Option<Vec<u8>>,
+    /// JSON array of formatting entities when the text had any beyond plain runs.
+    pub entities: Option<String>,
+    pub reply_to: Option<i64>,
+    /// Chat of the replied-to message for cross-chat replies.
+    pub reply_to_chat: Option<i64>,
+    pub forwarded_from: Option<String>,
+    pub via_bot: Option<String>,
+    pub author: Option<String>,
+    /// photo | sticker | video_message | voice_message | animation | video_file | audio_file |
+    /// file | contact | location | venue | poll | game | invoice | ... (None for plain text).
+    pub media_type: Option<String>,
+    /// A media file's path relative to the export folder; None when absent or a skip reason.
+    pub media_path: Option<String>,
+    /// JSON object with every other field the source had (service action, poll, reactions, ...).
+    pub extra: Option<String>,
+}
+
+impl RawMessage {
+    /// A plain text message with every optional field empty (tests and simple sources).
+    pub fn text(chat_id: i64, message_id: i64, date: i64, text: &str) -> Self {
+        RawMessage {
+            chat_id,
+            message_id,
+            date,
+            edit_date: None,
+            kind: MessageKind::Message,
+            sender_id: None,
+            sender_name: None,
+            text: text.to_owned(),
+            raw_text: None,
+            entities: None,
+            reply_to: None,
+            reply_to_chat: None,
+            forwarded_from: None,
+            via_bot: None,
+            author: None,
+            media_type: None,
+            media_path: None,
+            extra: None,
+        }
+    }
+}
+
+use crate::bloom::BloomFilter;
+use crate::error::Result;
+use crate::hash;
+use crate::normalize;
+use crate::pgcopy::{CopyWriter, PgType};
+use crate::tokenize;
+use std::borrow::Cow;
+
+/// Columns of the staging table, in COPY order. `python/tgingest/store/schema.py` creates the
+/// table from this list (exported to Python), so the two can never drift apart.
+pub const STAGING_COLUMNS: &[(&str, PgType)] = &[
+    ("chat_id", PgType::Int8),
+    ("message_id", PgType::Int8),
+    ("date", PgType::Timestamptz),
+    ("edit_date", PgType::Timestamptz),
+    ("kind", PgType::Text),
+    ("sender_id", PgType::Int8),
+    ("sender_name", PgType::Text),
+    ("text", PgType::Text),
+    ("raw", PgType::Bytea),
+    ("search", PgType::TsVector),
+    ("content_hash", PgType::Bytea),
+    ("simhash", PgType::Int8),
+    ("entities", PgType::Jsonb),
+    ("reply_to", PgType::Int8),
+    ("reply_to_chat", PgType::Int8),
+    ("forwarded_from", PgType::Text),
+    ("via_bot", PgType::Text),
+    ("author", PgType::Text),
+    ("media_type", PgType::Text),
+    ("extra", PgType::Jsonb),
+];
+
+/// What the hot path computed for one message.
+#[derive(Debug, Clone)]
+pub struct ProcessedRow {
+    pub lexemes: Vec<(String, Vec<u16>)>,
+    pub digest: [u8; 16],
+    pub simhash: u64,
+    pub version_key: u64,
+    /// The Bloom filter said "definitely new" (always false without a filter: verify everything).
+    pub new: bool,
+    /// Why the row cannot be stored as is (it goes to quarantine instead of the COPY stream).
+    pub rejected: Option<String>,
+}
+
+/// Normalize, tokenize, hash and Bloom-check a batch. Pure CPU work, no Python objects.
+pub fn process(batch: &[RawMessage], bloom: Option<&BloomFilter>) -> Vec<ProcessedRow> {
+    let mut rows: Vec<ProcessedRow> = batch
+        .iter()
+        .map(|m| {
+            let key = normalize::content_key(&m.text);
+            let lexemes = tokenize::tsvector_lexemes(&m.text);
+            let simhash = hash::simhash(lexemes.iter().map(|(l, _)| l.as_str()));
+            ProcessedRow {
+                digest: hash::content_digest(&key),
+                simhash,
+                version_key: hash::version_key(m.chat_id, m.message_id, m.edit_date.unwrap_or(0)),
+                lexemes,
+                new: false,
+                rejected: check_json(m),
+            }
+        })
+        .collect();
+    if let Some(bloom) = bloom {
+        let keys: Vec<u64> = rows.iter().map(|r| r.version_key).collect();
+        let mut flags = Vec::with_capacity(keys.len());
+        bloom.check_and_add(&keys, &mut flags);
+        for (row, new) in rows.iter_mut().zip(flags) {
+            row.new = new;
+        }
+    }
+    rows
+}
+
+/// JSON columns come from sources we do not control; a value PostgreSQL would refuse keeps the
+/// message out of the COPY stream (quarantined with this reason) instead of failing the batch.
+fn check_json(m: &RawMessage) -> Option<String> {
+    for (name, value) in [("entities", &m.entities), ("extra", &m.extra)] {
+        if let Some(json) = value {
+            if let Err(e) = serde_json::from_str::<serde::de::IgnoredAny>(&clean_json(json)) {
+                return Some(format!("column {name}: invalid JSON: {e}"));
+            }
+        }
+    }
+    None
+}
+
+/// PostgreSQL's jsonb refuses the escape `\u0000`; store it as U+2400 like NUL in text.
+fn clean_json(json: &str) -> Cow<'_, str> {
+    if json.contains("\\u0000") {
+        Cow::Owned(json.replace("\\u0000", "\\u2400"))
+    } else {
+        Cow::Borrowed(json)
+    }
+}
+
+/// Encode the staging COPY stream, leaving out rejected rows and those `skip` marks (confirmed
+/// duplicates). Returns the chunks and the number of rows written.
+pub fn encode_staging(
+    batch: &[RawMessage],
+    rows: &[ProcessedRow],
+    skip: Option<&[bool]>,
+    chunk_size: usize,
+) -> Result<(Vec<Vec<u8>>, usize)> {
+    let mut w = CopyWriter::new(chunk_size);
+    let ncols = STAGING_COLUMNS.len() as u16;
+    for (i, (m, p)) in batch.iter().zip(rows).enumerate() {
+        if p.rejected.is_some() || skip.is_some_and(|s| s.get(i).copied().unwrap_or(false)) {
+            continue;
+        }
+        let fail = |column: &str, reason: String| crate::CoreError::Encode {
+            row: i,
+            column: column.to_owned(),
+            reason,
+        };
+        w.begin_row(ncols);
+        w.int8(m.chat_id);
+        w.int8(m.message_id);
+        w.timestamptz_micros(seconds_to_micros(m.date))
+            .map_err(|e| fail("date", e.to_owned()))?;
+        match m.edit_date {
+            Some(d) => w
+                .timestamptz_micros(seconds_to_micros(d))
+                .map_err(|e| fail("edit_date", e.to_owned()))?,
+            None => w.null(),
+        }
+        text(&mut w, Some(m.kind.as_str()));
+        opt_int8(&mut w, m.sender_id);
+        text(&mut w, m.sender_name.as_deref());
+        let repaired = normalize::repair(&m.text);
+        text(&mut w, Some(&repaired));
+        match (&m.raw_text, &repaired) {
+            (Some(raw), _) => w.bytea(raw),
+            (None, Cow::Owned(_)) => w.bytea(m.text.as_bytes()),
+            (None, Cow::Borrowed(_)) => w.null(),
+        }
+        w.tsvector(&p.lexemes)
+            .map_err(|e| fail("search", e.to_owned()))?;
+        w.bytea(&p.digest);
+        w.int8(p.simhash as i64);
+        opt_jsonb(&mut w, m.entities.as_deref()).map_err(|e| fail("entities", e))?;
+        opt_int8(&mut w, m.reply_to);
+        opt_int8(&mut w, m.reply_to_chat);
+        text(&mut w, m.forwarded_from.as_deref());
+        text(&mut w, m.via_bot.as_deref());
+        text(&mut w, m.author.as_deref());
+        text(&mut w, m.media_type.as_deref());
+        opt_jsonb(&mut w, m.extra.as_deref()).map_err(|e| fail("extra", e))?;
+    }
+    let written = w.rows();
+    Ok((w.finish(), written))
+}
+
+fn seconds_to_micros(s: i64) -> i64 {
+    s.saturating_mul(1_000_000)
+}
+
+fn opt_int8(w: &mut CopyWriter, v: Option<i64>) {
+    match v {
+        Some(v) => w.int8(v),
+        None => w.null(),
+    }
+}
+
+/// Text fields other than `text` are short labels; NUL is repaired the same documented way.
+fn text(w: &mut CopyWriter, v: Option<&str>) {
+    match v {
+        // repair() removes the only thing text() refuses, so this cannot fail.
+        Some(v) => {
+            let _ = w.text(&normalize::repair(v));
+        }
+        None => w.null(),
+    }
+}
+
+fn opt_jsonb(w: &mut CopyWriter, v: Option<&str>) -> std::result::Result<(), String> {
+    match v {
+        Some(json) => w.jsonb(&clean_json(json)),
+        None => {
+            w.null();
+            Ok(())
+        }
+    }
+}

@@ -1,0 +1,82 @@
+"""The `tgingest` command end to end, as a user runs it (subprocess, real PostgreSQL)."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+
+from tgingest.samples import write_export
+
+pytestmark = pytest.mark.pg
+
+
+def _run(settings, *args: str, check: bool = True) -> subprocess.CompletedProcess:
+    env = {**os.environ, "TGINGEST_DSN": settings.dsn,
+           "TGINGEST_DATA_DIR": str(settings.data_dir)}
+    proc = subprocess.run([sys.executable, "-m", "tgingest.cli", *args], env=env,
+                          capture_output=True, text=True, timeout=300)
+    if check and proc.returncode != 0:
+        raise AssertionError(f"exit {proc.returncode}: {proc.stderr}")
+    return proc
+
+
+def test_import_search_timeline_stats_quarantine_db(settings, tmp_path) -> None:
+    path = write_export(tmp_path / "exp", messages_per_chat=300, chats=2, layout="account")
+    out = json.loads(_run(settings, "import", str(path.parent), "--json").stdout)
+    assert out["messages"] == 600 and out["new"] == 600 and out["media_stored"] == 4
+    again = json.loads(_run(settings, "import", str(path), "--json").stdout)
+    assert again["new"] == 0 and again["unchanged"] == 600
+
+    hits = [json.loads(line) for line in
+            _run(settings, "search", "数据库", "--json", "--limit", "3").stdout.splitlines()]
+    assert hits and all("数据库" in h["text"] for h in hits)
+    human = _run(settings, "search", "数据库", "--limit", "3").stdout
+    assert "数据库" in human and "next page: --after" in human
+
+    chat_id = hits[0]["chat_id"]
+    page = [json.loads(line) for line in
+            _run(settings, "timeline", str(chat_id), "--limit", "5", "--json").stdout.splitlines()]
+    assert [m["message_id"] for m in page] == [300, 299, 298, 297, 296]
+    nxt = [json.loads(line) for line in _run(settings, "timeline", str(chat_id), "--before",
+                                            "296", "--limit", "2", "--json").stdout.splitlines()]
+    assert [m["message_id"] for m in nxt] == [295, 294]
+
+    stats = json.loads(_run(settings, "stats", "--json").stdout)
+    assert sum(s["messages"] for s in stats) == 600
+
+    info = json.loads(_run(settings, "db", "info", "--json").stdout)
+    assert info["postgres"] == "external" and info["default_partition_rows"] == 0
+    assert info["tables"]["message_keys"] == 600
+    assert "upgrade" not in _run(settings, "db", "upgrade").stderr
+    assert "up to date" in _run(settings, "db", "upgrade").stdout
+    assert "quarantine is empty" in _run(settings, "quarantine", "list").stdout
+
+
+def test_errors_are_one_clear_line(settings, tmp_path) -> None:
+    bad = tmp_path / "result.json"
+    bad.write_text("{ this is not json")
+    proc = _run(settings, "import", str(bad), check=False)
+    assert proc.returncode == 1
+    assert proc.stderr.startswith("error:") and "byte" in proc.stderr
+    proc = _run(settings, "import", str(tmp_path / "nope"), check=False)
+    assert proc.returncode == 1 and "does not exist" in proc.stderr
+    proc = _run(settings, "search", "!!!", check=False)
+    assert proc.returncode == 1 and "nothing searchable" in proc.stderr
+
+
+def test_dry_run_writes_nothing(settings, tmp_path) -> None:
+    path = write_export(tmp_path / "exp", messages_per_chat=100)
+    out = json.loads(_run(settings, "import", str(path), "--dry-run", "--json").stdout)
+    assert out["dry_run"] and out["messages"] == 100
+    info = json.loads(_run(settings, "db", "info", "--json").stdout)
+    assert info["tables"]["message_keys"] == 0
+
+
+def test_help_has_examples() -> None:
+    proc = subprocess.run([sys.executable, "-m", "tgingest.cli", "import", "--help"],
+                          capture_output=True, text=True, check=True)
+    assert "examples:" in proc.stdout and "--tz" in proc.stdout
