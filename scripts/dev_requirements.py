@@ -10,4 +10,4 @@ from pathlib import Path
 project = tomllib.loads(Path(__file__).parent.parent.joinpath("pyproject.toml").read_text())[
     "project"
 ]
-print(" ".join(f"'{r}'" for r in project["dependencies"] + project["optional-dependencies"]["dev"]))
+print(" ".join(r for r in project["dependencies"] + project["optional-dependencies"]["dev"]))

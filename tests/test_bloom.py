@@ -121,16 +121,16 @@ def test_one_filter_shared_by_threads() -> None:
 
 
 def test_gil_is_released_during_a_large_batch() -> None:
-    """With a huge switch interval, the main thread can run during the call only if the
-    worker released the GIL; otherwise it wakes up after the worker has finished."""
+    """With a huge switch interval the main thread can only run while the worker is inside
+    the call if the call released the GIL; otherwise it first runs after `done` is set."""
     f = BloomFilter(5_000_000, 0.001)
     keys = _keys(3_000_000, 5)
-    started = threading.Event()
+    started, done = threading.Event(), threading.Event()
 
     def work() -> None:
         started.set()
-        for _ in range(5):
-            f.check_and_add(keys)
+        f.check_and_add(keys)
+        done.set()
 
     old = sys.getswitchinterval()
     sys.setswitchinterval(100.0)
@@ -139,12 +139,13 @@ def test_gil_is_released_during_a_large_batch() -> None:
         t.start()
         started.wait()
         ticks = 0
-        while t.is_alive():
+        while not done.is_set() and ticks < 20_000:
             ticks += 1
-        t.join()
+        ran_during_call = not done.is_set()
     finally:
         sys.setswitchinterval(old)
-    assert ticks > 1000
+        t.join()
+    assert ran_during_call and ticks == 20_000
 
 
 def test_aging_filter_forgets_after_the_window() -> None:

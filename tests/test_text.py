@@ -62,12 +62,18 @@ def test_traditional_and_simplified_share_tokens() -> None:
     assert tgingest.query_tsquery("資料庫") == tgingest.query_tsquery("资料库")
 
 
-@pytest.mark.parametrize("case", HASH["content"], ids=lambda c: repr(c["input"])[:30])
+# content_hashes() hashes the content key; vectors that are their own key pin it from Python
+# (the others are pinned on the raw digest function by the cargo tests).
+OWN_KEY = [c for c in HASH["content"] if tgingest.content_keys([c["input"]]) == [c["input"]]]
+
+
+@pytest.mark.parametrize("case", OWN_KEY, ids=lambda c: repr(c["input"])[:30])
 def test_content_hash_golden(case: dict) -> None:
-    text = case["input"]
-    if tgingest.content_keys([text]) != [text]:
-        pytest.skip("vector is not its own content key; covered by the cargo test")
-    assert tgingest.content_hashes([text]).hex() == case["content_digest"]
+    assert tgingest.content_hashes([case["input"]]).hex() == case["content_digest"]
+
+
+def test_most_hash_vectors_are_checked_from_python() -> None:
+    assert len(OWN_KEY) >= len(HASH["content"]) - 4
 
 
 def test_content_hash_ignores_tracking_and_layout() -> None:

@@ -436,7 +436,7 @@ def main(argv: list[str] | None = None) -> int:
         settings = Settings.from_env()
         return asyncio.run(COMMANDS[args.command](args, settings))
     except TgIngestError as e:
-        err_console.print(f"[bold red]error:[/] {escape(str(e))}")
+        err_console.print(f"[bold red]error:[/] {escape(str(e))}", soft_wrap=True)
         return 1
     except KeyboardInterrupt:
         err_console.print("interrupted; everything committed so far is kept")

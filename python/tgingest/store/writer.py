@@ -38,13 +38,28 @@ _NON_KEY = [c for c in _COLS if c not in ("chat_id", "message_id", "date")]
 # Newest edit wins: NULL edit_date (never edited) is older than any edit.
 _NEWER = "coalesce({a}.edit_date, '-infinity') > coalesce({b}.edit_date, '-infinity')"
 
+# Identity first: message_keys is a plain table, so RETURNING tells new keys (xmax = 0) from
+# newer edits; rows whose stored version is as new or newer are not returned (unchanged).
 _KEYS_SQL = f"""
-INSERT INTO message_keys AS k (chat_id, message_id, date, edit_date)
-SELECT DISTINCT ON (chat_id, message_id) chat_id, message_id, date, edit_date
-FROM {STAGING}
-ORDER BY chat_id, message_id, edit_date DESC NULLS LAST
-ON CONFLICT (chat_id, message_id) DO UPDATE SET edit_date = excluded.edit_date
-WHERE {_NEWER.format(a="excluded", b="k")}
+WITH k AS (
+    INSERT INTO message_keys AS k (chat_id, message_id, date, edit_date)
+    SELECT DISTINCT ON (chat_id, message_id) chat_id, message_id, date, edit_date
+    FROM {STAGING}
+    ORDER BY chat_id, message_id, edit_date DESC NULLS LAST
+    ON CONFLICT (chat_id, message_id) DO UPDATE SET edit_date = excluded.edit_date
+    WHERE {_NEWER.format(a="excluded", b="k")}
+    RETURNING chat_id, message_id, date, (xmax = 0) AS inserted
+), stats AS (
+    INSERT INTO chat_daily_stats AS d (chat_id, day, messages, media)
+    SELECT k.chat_id, (k.date AT TIME ZONE 'UTC')::date, count(*), count(s.media_type)
+    FROM k JOIN (SELECT DISTINCT ON (chat_id, message_id) chat_id, message_id, media_type
+                 FROM {STAGING}) s USING (chat_id, message_id)
+    WHERE k.inserted GROUP BY 1, 2
+    ON CONFLICT (chat_id, day) DO UPDATE SET
+        messages = d.messages + excluded.messages, media = d.media + excluded.media
+)
+SELECT count(*) FILTER (WHERE inserted) AS new, count(*) FILTER (WHERE NOT inserted) AS updated
+FROM k
 """
 
 # Prior versions: the stored row when a newer edit arrives, the arriving row when it is older.
@@ -75,24 +90,13 @@ WHERE k.chat_id = s.chat_id AND k.message_id = s.message_id AND k.date <> s.date
 """
 
 _UPSERT_SQL = f"""
-WITH up AS (
-    INSERT INTO messages AS m ({", ".join(_COLS)}, batch_id)
-    SELECT DISTINCT ON (chat_id, message_id) {", ".join(_COLS)}, $1::bigint
-    FROM {STAGING}
-    ORDER BY chat_id, message_id, edit_date DESC NULLS LAST
-    ON CONFLICT (chat_id, message_id, date) DO UPDATE SET
-        {", ".join(f"{c} = excluded.{c}" for c in _NON_KEY)}, batch_id = excluded.batch_id
-    WHERE {_NEWER.format(a="excluded", b="m")}
-    RETURNING chat_id, date, media_type, (xmax = 0) AS inserted
-), stats AS (
-    INSERT INTO chat_daily_stats AS d (chat_id, day, messages, media)
-    SELECT chat_id, (date AT TIME ZONE 'UTC')::date, count(*), count(media_type)
-    FROM up WHERE inserted GROUP BY 1, 2
-    ON CONFLICT (chat_id, day) DO UPDATE SET
-        messages = d.messages + excluded.messages, media = d.media + excluded.media
-)
-SELECT count(*) FILTER (WHERE inserted) AS new, count(*) FILTER (WHERE NOT inserted) AS updated
-FROM up
+INSERT INTO messages AS m ({", ".join(_COLS)}, batch_id)
+SELECT DISTINCT ON (chat_id, message_id) {", ".join(_COLS)}, $1::bigint
+FROM {STAGING}
+ORDER BY chat_id, message_id, edit_date DESC NULLS LAST
+ON CONFLICT (chat_id, message_id, date) DO UPDATE SET
+    {", ".join(f"{c} = excluded.{c}" for c in _NON_KEY)}, batch_id = excluded.batch_id
+WHERE {_NEWER.format(a="excluded", b="m")}
 """
 
 
@@ -224,12 +228,12 @@ async def commit_batch(conn: asyncpg.Connection, work: BatchWork) -> BatchCounts
             )
             # Always: even a stale Bloom filter must not put a message in a second partition.
             await conn.execute(_CANONICAL_DATE_SQL)
-            await conn.execute(_KEYS_SQL)
-            if len(work.result.maybe_seen()) > sum(skip):
+            row = await conn.fetchrow(_KEYS_SQL)
+            counts.new, counts.updated = row["new"], row["updated"]
+            if counts.updated or len(work.result.maybe_seen()) > sum(skip):
                 # Some rows exist in another version: keep the history of edits.
                 await conn.execute(_VERSIONS_SQL, batch_id)
-            row = await conn.fetchrow(_UPSERT_SQL, batch_id)
-            counts.new, counts.updated = row["new"], row["updated"]
+            await conn.execute(_UPSERT_SQL, batch_id)
         counts.unchanged = counts.messages - counts.new - counts.updated
         rejected = [
             QuarantineRow(error=f"not stored: {reason}", chat_id=c, message_id=m)
