@@ -24,8 +24,8 @@ build: $(VENV)/.deps
 lint: $(VENV)/.deps
 	$(CARGO) fmt --check
 	$(CARGO) clippy --all-targets --quiet -- -D warnings
-	$(BIN)/ruff check python tests benches scripts
-	$(BIN)/ruff format --check python tests benches scripts
+	$(BIN)/ruff check python tests benches scripts conftest.py
+	$(BIN)/ruff format --check python tests benches scripts conftest.py
 
 rust-test:
 	$(CARGO) test --no-default-features --quiet

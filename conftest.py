@@ -1,4 +1,5 @@
-"""Fixtures shared by tests/ and benches/: a real PostgreSQL for every database test, never a silent skip.
+"""Fixtures shared by tests/ and benches/: a real PostgreSQL for every database test, never
+a silent skip.
 
 TGINGEST_TEST_DSN (set by .ci/run) points at a server that already runs; without it the suite
 starts an embedded PostgreSQL (pgserver) once per session. Each test that writes gets its own
@@ -17,6 +18,7 @@ import asyncpg
 import pytest
 
 from tgingest.config import Settings
+
 
 def _with_database(dsn: str, database: str) -> str:
     parts = urlsplit(dsn)
@@ -54,8 +56,7 @@ async def pg_dsn(server_dsn: str) -> AsyncIterator[str]:
 
 @pytest.fixture
 def settings(pg_dsn: str, tmp_path: Path) -> Settings:
-    return Settings(dsn=pg_dsn, data_dir=tmp_path / "data", batch_size=1000,
-                    bloom_capacity=100_000)
+    return Settings(dsn=pg_dsn, data_dir=tmp_path / "data", batch_size=1000, bloom_capacity=100_000)
 
 
 @pytest.fixture

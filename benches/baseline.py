@@ -30,8 +30,9 @@ def normalize(text: str) -> str:
 
 
 def content_key(text: str) -> str:
-    text = _URL.sub(lambda m: _TRACKING.sub(r"\1", m.group(0).lower()).rstrip("?&"),
-                    normalize(text))
+    text = _URL.sub(
+        lambda m: _TRACKING.sub(r"\1", m.group(0).lower()).rstrip("?&"), normalize(text)
+    )
     return _MENTION.sub(lambda m: m.group(0).lower(), text)
 
 

@@ -6,15 +6,16 @@ import datetime as dt
 from array import array
 
 import asyncpg
-import baseline
 import pytest
 import rbloom
 import xxhash
-from conftest import cpu_median
-from corpus import corpus
 
 import tgingest
 from tgingest import BloomFilter, CopyEncoder, RawBatch, process_batch
+
+import baseline
+from conftest import cpu_median
+from corpus import corpus
 
 pytestmark = pytest.mark.pg
 
@@ -65,8 +66,14 @@ async def test_hot_path_per_message(conn: asyncpg.Connection, full, record, benc
         keys = [baseline.version_key(c, i, 0) for c, i in zip(chat, ids, strict=True)]
         bloom.update(keys)
         records = [
-            (c, i, dt.datetime.fromtimestamp(d, dt.UTC), t.replace("\x00", "\u2400"),
-             baseline.tokens(t), baseline.content_hash(t))
+            (
+                c,
+                i,
+                dt.datetime.fromtimestamp(d, dt.UTC),
+                t.replace("\x00", "\u2400"),
+                baseline.tokens(t),
+                baseline.content_hash(t),
+            )
             for c, i, d, t in zip(chat, ids, dates, texts, strict=True)
         ]
         await conn.copy_records_to_table("theirs", records=records)
@@ -77,11 +84,20 @@ async def test_hot_path_per_message(conn: asyncpg.Connection, full, record, benc
     b = await _acpu(theirs, repeat)
     assert await conn.fetchval("SELECT count(*) FROM ours") == n * repeat
     assert await conn.fetchval("SELECT count(*) FROM theirs") == n * repeat
-    record("hot path, CPU per message", a / n * 1e6, b / n * 1e6, "us", ">= 10x",
-           f"{n:,} msgs: normalize+tokens+hash+bloom+COPY")
+    record(
+        "hot path, CPU per message",
+        a / n * 1e6,
+        b / n * 1e6,
+        "us",
+        ">= 10x",
+        f"{n:,} msgs: normalize+tokens+hash+bloom+COPY",
+    )
     benchmark.extra_info["ratio"] = b / a
-    benchmark(lambda: process_batch(RawBatch.from_columns(
-        chat_id=chat, message_id=ids, date=dates, text=texts)))
+    benchmark(
+        lambda: process_batch(
+            RawBatch.from_columns(chat_id=chat, message_id=ids, date=dates, text=texts)
+        )
+    )
 
 
 def test_bloom_check_and_add(full, record, benchmark) -> None:
@@ -105,8 +121,14 @@ def test_bloom_check_and_add(full, record, benchmark) -> None:
     probes = array("Q", (rng.getrandbits(63) | (1 << 63) for _ in range(n)))
     fpr = sum(f.contains_many(probes)) / n
     assert fpr <= 0.001
-    record("Bloom batch check-and-add", a / n * 1e9, b / n * 1e9, "ns/key", ">= 5x",
-           f"{n:,} keys vs rbloom update; measured FPR {fpr:.5f}")
+    record(
+        "Bloom batch check-and-add",
+        a / n * 1e9,
+        b / n * 1e9,
+        "ns/key",
+        ">= 5x",
+        f"{n:,} keys vs rbloom update; measured FPR {fpr:.5f}",
+    )
     benchmark(ours)
 
 
@@ -115,11 +137,13 @@ async def test_copy_encode(conn: asyncpg.Connection, full, record, benchmark) ->
     texts = corpus(n)
     rows = [(i, -100123, 1_700_000_000 + i, t, i % 7 == 0) for i, t in enumerate(texts)]
     cols = [list(c) for c in zip(*rows, strict=True)]
-    enc = CopyEncoder([("id", "int8"), ("chat", "int8"), ("ts", "timestamptz"), ("t", "text"),
-                       ("b", "bool")])
+    enc = CopyEncoder(
+        [("id", "int8"), ("chat", "int8"), ("ts", "timestamptz"), ("t", "text"), ("b", "bool")]
+    )
     records = [(i, c, dt.datetime.fromtimestamp(ts, dt.UTC), t, b) for i, c, ts, t, b in rows]
-    await conn.execute("CREATE TEMP TABLE c1 (id bigint, chat bigint, ts timestamptz, t text, "
-                       "b bool)")
+    await conn.execute(
+        "CREATE TEMP TABLE c1 (id bigint, chat bigint, ts timestamptz, t text, b bool)"
+    )
 
     async def ours() -> None:
         await conn.copy_to_table("c1", source=_aiter(enc.encode(cols)), format="binary")
@@ -131,8 +155,14 @@ async def test_copy_encode(conn: asyncpg.Connection, full, record, benchmark) ->
     a, b = await _acpu(ours, repeat), await _acpu(theirs, repeat)
     got = await conn.fetch("SELECT * FROM c1 WHERE id = 7 ORDER BY ts LIMIT 2")
     assert len(got) == 2 and got[0]["t"] == texts[7] and got[0] == got[1]
-    record("COPY encode, client CPU per row", a / n * 1e6, b / n * 1e6, "us", ">= 6x",
-           f"{n:,} rows (5 columns) vs asyncpg copy_records_to_table")
+    record(
+        "COPY encode, client CPU per row",
+        a / n * 1e6,
+        b / n * 1e6,
+        "us",
+        ">= 6x",
+        f"{n:,} rows (5 columns) vs asyncpg copy_records_to_table",
+    )
     benchmark(lambda: enc.encode(cols))
 
 
@@ -149,6 +179,12 @@ def test_content_hashing(full, record, benchmark) -> None:
     repeat = 7 if full else 3
     a, b = cpu_median(ours, repeat), cpu_median(theirs, repeat)
     assert len(ours()) == 16 * n
-    record("content hash (normalize + URL/mention canonical key + XXH3-128)", a / n * 1e9,
-           b / n * 1e9, "ns/msg", ">= 4x", f"{n:,} msgs vs Python loop over xxhash (raw bytes)")
+    record(
+        "content hash (normalize + URL/mention canonical key + XXH3-128)",
+        a / n * 1e9,
+        b / n * 1e9,
+        "ns/msg",
+        ">= 4x",
+        f"{n:,} msgs vs Python loop over xxhash (raw bytes)",
+    )
     benchmark(ours)

@@ -10,7 +10,6 @@ import time
 from pathlib import Path
 
 import asyncpg
-import baseline
 import pytest
 
 from tgingest.config import Settings
@@ -21,6 +20,8 @@ from tgingest.store import queries
 from tgingest.store.database import Database
 from tgingest.store.migrations import available
 from tgingest.store.partitions import Partitions
+
+import baseline
 
 pytestmark = pytest.mark.pg
 
@@ -39,13 +40,19 @@ async def _naive_import(conn: asyncpg.Connection, path: Path) -> int:
         if isinstance(text, list):
             text = "".join(p if isinstance(p, str) else p.get("text", "") for p in text)
         sender = m.get("from_id") or m.get("actor_id")
-        records.append((
-            chat_id, m["id"], dt.datetime.fromtimestamp(int(m["date_unixtime"]), dt.UTC),
-            dt.datetime.fromtimestamp(int(m["edited_unixtime"]), dt.UTC)
-            if "edited_unixtime" in m else None,
-            int(sender[4:]) if sender and sender.startswith("user") else None,
-            baseline.normalize(text), baseline.content_hash(text),
-        ))
+        records.append(
+            (
+                chat_id,
+                m["id"],
+                dt.datetime.fromtimestamp(int(m["date_unixtime"]), dt.UTC),
+                dt.datetime.fromtimestamp(int(m["edited_unixtime"]), dt.UTC)
+                if "edited_unixtime" in m
+                else None,
+                int(sender[4:]) if sender and sender.startswith("user") else None,
+                baseline.normalize(text),
+                baseline.content_hash(text),
+            )
+        )
     for i in range(0, len(records), 10_000):
         await conn.copy_records_to_table("naive", records=records[i : i + 10_000])
     return len(records)
@@ -63,12 +70,14 @@ async def _ceiling(conn: asyncpg.Connection) -> float:
         await conn.execute(available()[0].sql)
         months = await conn.fetch(
             """SELECT DISTINCT extract(year FROM date AT TIME ZONE 'UTC')::int AS y,
-                      extract(month FROM date AT TIME ZONE 'UTC')::int AS m FROM public.messages""")
+                      extract(month FROM date AT TIME ZONE 'UTC')::int AS m FROM public.messages"""
+        )
         await Partitions().ensure(conn, [(r["y"], r["m"]) for r in months])
         data = buf.getvalue()
         t0 = time.perf_counter()
-        await conn.copy_to_table("messages", source=io.BytesIO(data), format="binary",
-                                 schema_name="ceiling")
+        await conn.copy_to_table(
+            "messages", source=io.BytesIO(data), format="binary", schema_name="ceiling"
+        )
         return time.perf_counter() - t0
     finally:
         await conn.execute("SET search_path = public")
@@ -101,22 +110,50 @@ async def test_end_to_end_import(pg_dsn, tmp_path, full, record) -> None:
             disk = await conn.fetchval(
                 """SELECT sum(pg_total_relation_size(c.oid)) FROM pg_class c
                    JOIN pg_namespace n ON n.oid = c.relnamespace
-                   WHERE n.nspname = 'public' AND c.relkind IN ('r', 'm')""")
+                   WHERE n.nspname = 'public' AND c.relkind IN ('r', 'm')"""
+            )
             timeline_ms, search_ms = await _latencies(conn, -(10**12 + 1_500_000_000), n)
     finally:
         await db.aclose()
-    record("end-to-end import, search on", n / ours, n / naive, "msgs/s",
-           ">= 3x; >= 60k msg/s", f"{n:,} msgs", higher_is_better=True)
-    record("end-to-end vs server ceiling", n / ours, n / ceiling, "msgs/s", ">= 0.8",
-           "ceiling = raw binary COPY of the final rows into the same schema",
-           higher_is_better=True)
-    record("storage on disk vs raw export JSON", disk / 2**20, raw_bytes / 2**20, "MiB",
-           "on-disk <= 50% (ratio >= 2x)", "all tables and indexes after VACUUM")
-    print(f"\nlatency at {n:,} rows: timeline page p99 {timeline_ms:.2f} ms (target < 5), "
-          f"search p95 {search_ms:.2f} ms (target < 100)")
+    record(
+        "end-to-end import, search on",
+        n / ours,
+        n / naive,
+        "msgs/s",
+        ">= 3x; >= 60k msg/s",
+        f"{n:,} msgs",
+        higher_is_better=True,
+    )
+    record(
+        "end-to-end vs server ceiling",
+        n / ours,
+        n / ceiling,
+        "msgs/s",
+        ">= 0.8",
+        "ceiling = raw binary COPY of the final rows into the same schema",
+        higher_is_better=True,
+    )
+    record(
+        "storage on disk vs raw export JSON",
+        disk / 2**20,
+        raw_bytes / 2**20,
+        "MiB",
+        "on-disk <= 50% (ratio >= 2x)",
+        "all tables and indexes after VACUUM",
+    )
+    print(
+        f"\nlatency at {n:,} rows: timeline page p99 {timeline_ms:.2f} ms (target < 5), "
+        f"search p95 {search_ms:.2f} ms (target < 100)"
+    )
     record("timeline page p99", timeline_ms, 5.0, "ms", "< 5 ms (ratio >= 1)", f"{n:,} rows")
-    record("search p95 (7 scripts/phrases)", search_ms, 100.0, "ms", "< 100 ms (ratio >= 1)",
-           f"{n:,} rows")
+    record(
+        "search p95 (7 scripts/phrases)",
+        search_ms,
+        100.0,
+        "ms",
+        "< 100 ms (ratio >= 1)",
+        f"{n:,} rows",
+    )
 
 
 async def _latencies(conn: asyncpg.Connection, chat_id: int, n: int) -> tuple[float, float]:

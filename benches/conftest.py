@@ -36,14 +36,18 @@ class Row:
     @property
     def ratio(self) -> float:
         """How many times better tgingest is than the baseline (> 1 = better)."""
-        num, den = (self.ours, self.baseline) if self.higher_is_better else (
-            self.baseline, self.ours)
+        num, den = (
+            (self.ours, self.baseline) if self.higher_is_better else (self.baseline, self.ours)
+        )
         return num / den if den else float("inf")
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
-    parser.addoption("--bench-write-table", action="store_true",
-                     help="rewrite the results table in benches/README.md")
+    parser.addoption(
+        "--bench-write-table",
+        action="store_true",
+        help="rewrite the results table in benches/README.md",
+    )
 
 
 @pytest.fixture(scope="session")
@@ -73,12 +77,22 @@ def wall_median(fn: Callable[[], object], repeat: int) -> float:
 
 @pytest.fixture
 def record() -> Callable[..., Row]:
-    def add(bench: str, ours: float, baseline: float, unit: str, target: str,
-            note: str = "", *, higher_is_better: bool = False) -> Row:
+    def add(
+        bench: str,
+        ours: float,
+        baseline: float,
+        unit: str,
+        target: str,
+        note: str = "",
+        *,
+        higher_is_better: bool = False,
+    ) -> Row:
         row = Row(bench, ours, baseline, unit, target, note, higher_is_better)
         RESULTS.append(row)
-        print(f"\n{bench}: ours {ours:.4g} {unit}, baseline {baseline:.4g} {unit}, "
-              f"ratio {row.ratio:.2f}x (target {target}) {note}")
+        print(
+            f"\n{bench}: ours {ours:.4g} {unit}, baseline {baseline:.4g} {unit}, "
+            f"ratio {row.ratio:.2f}x (target {target}) {note}"
+        )
         return row
 
     return add
@@ -95,10 +109,13 @@ def pytest_sessionfinish(session: pytest.Session) -> None:
         "|---|---|---|---|---|---|",
     ]
     for r in RESULTS:
-        lines.append(f"| {r.bench} | {r.ours:.4g} {r.unit} | {r.baseline:.4g} {r.unit} | "
-                     f"{r.ratio:.2f}x | {r.target} | {r.note} |")
+        lines.append(
+            f"| {r.bench} | {r.ours:.4g} {r.unit} | {r.baseline:.4g} {r.unit} | "
+            f"{r.ratio:.2f}x | {r.target} | {r.note} |"
+        )
     readme = Path(__file__).parent / "README.md"
     text = readme.read_text()
     start, end = text.index(TABLE_START), text.index(TABLE_END)
-    readme.write_text(text[: start + len(TABLE_START)] + "\n" + "\n".join(lines) + "\n"
-                      + text[end:])
+    readme.write_text(
+        text[: start + len(TABLE_START)] + "\n" + "\n".join(lines) + "\n" + text[end:]
+    )

@@ -6,17 +6,24 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-import asyncpg
 import pytest
-from helpers import import_export
 
 from tgingest.errors import ExportFormatError
 from tgingest.samples import write_export
 
+from helpers import import_export
+
 pytestmark = pytest.mark.pg
 
-GOOD = {"id": 1, "type": "message", "date": "2024-01-01T00:00:00", "date_unixtime": "1704067200",
-        "from": "A", "from_id": "user1", "text": "good message one"}
+GOOD = {
+    "id": 1,
+    "type": "message",
+    "date": "2024-01-01T00:00:00",
+    "date_unixtime": "1704067200",
+    "from": "A",
+    "from_id": "user1",
+    "text": "good message one",
+}
 
 
 def _msg(i: int, **kw) -> dict:
@@ -89,8 +96,9 @@ async def test_bad_records_are_quarantined_and_good_ones_kept(settings, conn, tm
         (b'{"about": "no chats here"}', "export"),
     ],
 )
-async def test_malformed_files_stop_with_one_clear_sentence(settings, tmp_path, content,
-                                                            needle) -> None:
+async def test_malformed_files_stop_with_one_clear_sentence(
+    settings, tmp_path, content, needle
+) -> None:
     path = tmp_path / "result.json"
     path.write_bytes(content)
     with pytest.raises(ExportFormatError) as e:

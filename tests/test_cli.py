@@ -15,10 +15,14 @@ pytestmark = pytest.mark.pg
 
 
 def _run(settings, *args: str, check: bool = True) -> subprocess.CompletedProcess:
-    env = {**os.environ, "TGINGEST_DSN": settings.dsn,
-           "TGINGEST_DATA_DIR": str(settings.data_dir)}
-    proc = subprocess.run([sys.executable, "-m", "tgingest.cli", *args], env=env,
-                          capture_output=True, text=True, timeout=300)
+    env = {**os.environ, "TGINGEST_DSN": settings.dsn, "TGINGEST_DATA_DIR": str(settings.data_dir)}
+    proc = subprocess.run(
+        [sys.executable, "-m", "tgingest.cli", *args],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     if check and proc.returncode != 0:
         raise AssertionError(f"exit {proc.returncode}: {proc.stderr}")
     return proc
@@ -31,18 +35,28 @@ def test_import_search_timeline_stats_quarantine_db(settings, tmp_path) -> None:
     again = json.loads(_run(settings, "import", str(path), "--json").stdout)
     assert again["new"] == 0 and again["unchanged"] == 600
 
-    hits = [json.loads(line) for line in
-            _run(settings, "search", "数据库", "--json", "--limit", "3").stdout.splitlines()]
+    hits = [
+        json.loads(line)
+        for line in _run(settings, "search", "数据库", "--json", "--limit", "3").stdout.splitlines()
+    ]
     assert hits and all("数据库" in h["text"] for h in hits)
     human = _run(settings, "search", "数据库", "--limit", "3").stdout
     assert "数据库" in human and "next page: --after" in human
 
     chat_id = hits[0]["chat_id"]
-    page = [json.loads(line) for line in
-            _run(settings, "timeline", str(chat_id), "--limit", "5", "--json").stdout.splitlines()]
+    page = [
+        json.loads(line)
+        for line in _run(
+            settings, "timeline", str(chat_id), "--limit", "5", "--json"
+        ).stdout.splitlines()
+    ]
     assert [m["message_id"] for m in page] == [300, 299, 298, 297, 296]
-    nxt = [json.loads(line) for line in _run(settings, "timeline", str(chat_id), "--before",
-                                            "296", "--limit", "2", "--json").stdout.splitlines()]
+    nxt = [
+        json.loads(line)
+        for line in _run(
+            settings, "timeline", str(chat_id), "--before", "296", "--limit", "2", "--json"
+        ).stdout.splitlines()
+    ]
     assert [m["message_id"] for m in nxt] == [295, 294]
 
     stats = json.loads(_run(settings, "stats", "--json").stdout)
@@ -77,6 +91,10 @@ def test_dry_run_writes_nothing(settings, tmp_path) -> None:
 
 
 def test_help_has_examples() -> None:
-    proc = subprocess.run([sys.executable, "-m", "tgingest.cli", "import", "--help"],
-                          capture_output=True, text=True, check=True)
+    proc = subprocess.run(
+        [sys.executable, "-m", "tgingest.cli", "import", "--help"],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
     assert "examples:" in proc.stdout and "--tz" in proc.stdout

@@ -96,7 +96,7 @@ def test_rejected_values_name_row_and_column(column: str, value, reason: str) ->
 
 
 def test_schema_and_shape_errors() -> None:
-    with pytest.raises(InvalidInputError, match="accepted|int8"):
+    with pytest.raises(InvalidInputError, match=r"accepted|int8"):
         CopyEncoder([("x", "money")])
     enc = CopyEncoder([("a", "int8"), ("b", "text")])
     with pytest.raises(TypeError, match="same length"):
@@ -106,7 +106,9 @@ def test_schema_and_shape_errors() -> None:
 
 
 @given(texts=st.lists(st.text(), min_size=1, max_size=20))
-@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(
+    max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
 async def test_any_string_survives_copy_after_repair(conn: asyncpg.Connection, texts) -> None:
     """Arbitrary Python strings (NUL, lone surrogates included): normalize() repairs exactly
     the documented characters, and the result always round-trips through binary COPY."""

@@ -10,18 +10,27 @@ from pathlib import Path
 
 import asyncpg
 import pytest
-from helpers import commit_raw, import_export
 
 from tgingest.samples import write_export
 from tgingest.sources.telethon_messages import messages_to_batch
+
+from helpers import commit_raw, import_export
 
 pytestmark = pytest.mark.pg
 
 
 async def _counts(conn: asyncpg.Connection) -> dict[str, int]:
     out = {}
-    for table in ("messages", "message_keys", "message_versions", "chats", "users", "media",
-                  "message_media", "quarantine"):
+    for table in (
+        "messages",
+        "message_keys",
+        "message_versions",
+        "chats",
+        "users",
+        "media",
+        "message_media",
+        "quarantine",
+    ):
         out[table] = await conn.fetchval(f"SELECT count(*) FROM {table}")
     return out
 
@@ -52,10 +61,16 @@ async def test_import_twice_changes_nothing(settings, conn, tmp_path: Path) -> N
 
 async def test_dates_are_utc_whatever_the_exporting_machine(settings, conn, tmp_path) -> None:
     utc = write_export(tmp_path / "utc", messages_per_chat=300, with_media=False)
-    local = write_export(tmp_path / "local", messages_per_chat=300, with_media=False,
-                         tz_offset=5 * 3600 + 1800)
-    old = write_export(tmp_path / "old", messages_per_chat=300, with_media=False,
-                       tz_offset=-4 * 3600, unixtime=False)
+    local = write_export(
+        tmp_path / "local", messages_per_chat=300, with_media=False, tz_offset=5 * 3600 + 1800
+    )
+    old = write_export(
+        tmp_path / "old",
+        messages_per_chat=300,
+        with_media=False,
+        tz_offset=-4 * 3600,
+        unixtime=False,
+    )
     await import_export(settings, utc)
     rows = await conn.fetch("SELECT message_id, date FROM messages ORDER BY message_id")
     for path, kw in ((local, {}), (old, {"tz_offset": -4 * 3600})):
@@ -73,8 +88,7 @@ async def test_dates_are_utc_whatever_the_exporting_machine(settings, conn, tmp_
 async def test_old_export_without_tz_is_a_clear_error(settings, tmp_path) -> None:
     from tgingest.errors import ExportFormatError
 
-    old = write_export(tmp_path / "old", messages_per_chat=10, with_media=False,
-                       unixtime=False)
+    old = write_export(tmp_path / "old", messages_per_chat=10, with_media=False, unixtime=False)
     with pytest.raises(ExportFormatError, match="--tz"):
         await import_export(settings, old)
 
@@ -91,11 +105,15 @@ async def test_export_and_live_telethon_data_share_rows(settings, conn, tmp_path
             id=m["id"],
             peer_id=PeerChannel(chat["id"]),
             date=dt.datetime.fromtimestamp(int(m["date_unixtime"]), dt.UTC),
-            message=m["text"] if isinstance(m["text"], str) else "".join(
-                p if isinstance(p, str) else p["text"] for p in m["text"]),
+            message=m["text"]
+            if isinstance(m["text"], str)
+            else "".join(p if isinstance(p, str) else p["text"] for p in m["text"]),
             from_id=PeerUser(int(m["from_id"][4:])) if "from_id" in m else None,
-            edit_date=(dt.datetime.fromtimestamp(int(m["edited_unixtime"]), dt.UTC)
-                       if "edited_unixtime" in m else None),
+            edit_date=(
+                dt.datetime.fromtimestamp(int(m["edited_unixtime"]), dt.UTC)
+                if "edited_unixtime" in m
+                else None
+            ),
         )
         for m in chat["messages"]
         if m["type"] == "message"
@@ -112,26 +130,33 @@ async def test_newest_edit_wins_and_history_is_kept(settings, conn, tmp_path) ->
     await import_export(settings, path)
     data = json.loads(path.read_text())
     target = next(m for m in data["messages"] if m["type"] == "message")
-    original = await conn.fetchval("SELECT text FROM messages WHERE message_id = $1",
-                                   target["id"])
+    original = await conn.fetchval("SELECT text FROM messages WHERE message_id = $1", target["id"])
     edited_at = int(target["date_unixtime"]) + 999_999
-    target.update(text="edited text v2", edited_unixtime=str(edited_at),
-                  text_entities=[{"type": "plain", "text": "edited text v2"}])
+    target.update(
+        text="edited text v2",
+        edited_unixtime=str(edited_at),
+        text_entities=[{"type": "plain", "text": "edited text v2"}],
+    )
     path.write_text(json.dumps(data, ensure_ascii=False))
     summary = await import_export(settings, path)
     assert summary.counts.updated == 1 and summary.counts.new == 0
-    row = await conn.fetchrow("SELECT text, edit_date FROM messages WHERE message_id = $1",
-                              target["id"])
+    row = await conn.fetchrow(
+        "SELECT text, edit_date FROM messages WHERE message_id = $1", target["id"]
+    )
     assert row["text"] == "edited text v2"
     assert row["edit_date"] == dt.datetime.fromtimestamp(edited_at, dt.UTC)
-    versions = await conn.fetch("SELECT text FROM message_versions WHERE message_id = $1",
-                                target["id"])
+    versions = await conn.fetch(
+        "SELECT text FROM message_versions WHERE message_id = $1", target["id"]
+    )
     assert [v["text"] for v in versions] == [original]
     # An older version arriving later never overwrites the newer one.
-    await import_export(settings, write_export(tmp_path / "v1b", messages_per_chat=20,
-                                               with_media=False))
-    assert await conn.fetchval("SELECT text FROM messages WHERE message_id = $1",
-                               target["id"]) == "edited text v2"
+    await import_export(
+        settings, write_export(tmp_path / "v1b", messages_per_chat=20, with_media=False)
+    )
+    assert (
+        await conn.fetchval("SELECT text FROM messages WHERE message_id = $1", target["id"])
+        == "edited text v2"
+    )
 
 
 @pytest.mark.parametrize(
@@ -149,16 +174,18 @@ async def test_newest_edit_wins_and_history_is_kept(settings, conn, tmp_path) ->
 async def test_search_finds_every_script(settings, conn, tmp_path, query, expected) -> None:
     from tgingest.store import queries
 
-    await import_export(settings, write_export(tmp_path / "s", messages_per_chat=400,
-                                               with_media=False))
+    await import_export(
+        settings, write_export(tmp_path / "s", messages_per_chat=400, with_media=False)
+    )
     rows = await queries.search(conn, query, limit=5)
     assert rows, query
     assert all(expected.lower() in r["text"].lower() for r in rows)
     ranks = [r["rank"] for r in rows]
     assert ranks == sorted(ranks, reverse=True)
     # Keyset pagination continues after the last row without repeating it.
-    cursor = queries.SearchCursor(rows[-1]["rank"], rows[-1]["date"], rows[-1]["chat_id"],
-                                  rows[-1]["message_id"])
+    cursor = queries.SearchCursor(
+        rows[-1]["rank"], rows[-1]["date"], rows[-1]["chat_id"], rows[-1]["message_id"]
+    )
     more = await queries.search(conn, query, limit=5, after=cursor)
     seen = {(r["chat_id"], r["message_id"]) for r in rows}
     assert not seen & {(r["chat_id"], r["message_id"]) for r in more}

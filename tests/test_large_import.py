@@ -25,15 +25,21 @@ sys.exit(code)
 def test_million_messages_with_bounded_memory(settings, tmp_path) -> None:
     path = write_export(tmp_path / "big", messages_per_chat=1_000_000, with_media=False)
     size = path.stat().st_size
-    env = {**os.environ, "TGINGEST_DSN": settings.dsn,
-           "TGINGEST_DATA_DIR": str(settings.data_dir)}
-    proc = subprocess.run([sys.executable, "-c", MEASURE, "import", str(path), "--json"],
-                          env=env, capture_output=True, text=True, timeout=900)
+    env = {**os.environ, "TGINGEST_DSN": settings.dsn, "TGINGEST_DATA_DIR": str(settings.data_dir)}
+    proc = subprocess.run(
+        [sys.executable, "-c", MEASURE, "import", str(path), "--json"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=900,
+    )
     assert proc.returncode == 0, proc.stderr
     summary = json.loads(proc.stdout)
     peak = int(proc.stderr.rsplit("PEAK_RSS_KB", 1)[1].split()[0]) * 1024
-    print(f"export {size / 2**20:.0f} MiB, peak RSS {peak / 2**20:.0f} MiB, "
-          f"{summary['messages_per_second']:,} msg/s")
+    print(
+        f"export {size / 2**20:.0f} MiB, peak RSS {peak / 2**20:.0f} MiB, "
+        f"{summary['messages_per_second']:,} msg/s"
+    )
     assert summary["messages"] == 1_000_000 and summary["new"] == 1_000_000
     assert peak < size / 2
     assert peak < 300 * 2**20

@@ -46,8 +46,13 @@ def test_public_api_is_exported() -> None:
 def test_settings_from_env_validates(tmp_path) -> None:
     from tgingest.config import Settings
 
-    s = Settings.from_env({"TGINGEST_DATA_DIR": str(tmp_path), "TGINGEST_BATCH_SIZE": "5000",
-                           "TGINGEST_DSN": "postgresql://u:hunter2@h/db"})
+    s = Settings.from_env(
+        {
+            "TGINGEST_DATA_DIR": str(tmp_path),
+            "TGINGEST_BATCH_SIZE": "5000",
+            "TGINGEST_DSN": "postgresql://u:hunter2@h/db",
+        }
+    )
     assert s.batch_size == 5000 and s.media_root == tmp_path / "media"
     assert "hunter2" not in repr(s)
     with pytest.raises(errors.ConfigError, match="TGINGEST_BATCH_SIZE"):

@@ -6,11 +6,12 @@ from __future__ import annotations
 import hashlib
 
 import pytest
-from helpers import load_fixture
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import tgingest
+
+from helpers import load_fixture
 
 NORMALIZE = load_fixture("normalize.json")
 TOKENIZE = load_fixture("tokenize.json")

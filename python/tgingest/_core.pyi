@@ -3,9 +3,30 @@
 import datetime
 import os
 from collections.abc import Iterable, Sequence
-from typing import Any, final
+from typing import Any, Self, TypeAlias, final
 
-from typing_extensions import Buffer, Self
+from typing_extensions import Buffer
+
+__all__ = [
+    "STAGING_COLUMNS",
+    "AgingBloomFilter",
+    "BatchResult",
+    "BloomFilter",
+    "CopyEncoder",
+    "ExportReader",
+    "RawBatch",
+    "__version__",
+    "content_hashes",
+    "content_keys",
+    "normalize",
+    "process_batch",
+    "query_tsquery",
+    "search_tokens",
+    "sha256_bytes",
+    "sha256_files",
+    "simhashes",
+    "version_keys",
+]
 
 __version__: str
 STAGING_COLUMNS: list[tuple[str, str]]
@@ -21,13 +42,14 @@ def version_keys(
 ) -> bytes: ...
 def sha256_files(paths: Iterable[str | os.PathLike[str]]) -> list[bytes]: ...
 def sha256_bytes(data: bytes) -> bytes: ...
+
 @final
 class BloomFilter:
     def __new__(cls, capacity: int, fpr: float = 0.001) -> Self: ...
     def check_and_add(self, keys: Buffer | Iterable[int]) -> bytes: ...
     def contains_many(self, keys: Buffer | Iterable[int]) -> bytes: ...
     def add(self, key: int) -> bool: ...
-    def __contains__(self, key: int) -> bool: ...
+    def __contains__(self, key: int, /) -> bool: ...
     def merge(self, other: BloomFilter) -> None: ...
     def save(self, path: str | os.PathLike[str]) -> None: ...
     @staticmethod
@@ -63,7 +85,7 @@ class AgingBloomFilter:
     @staticmethod
     def from_bytes(data: bytes) -> AgingBloomFilter: ...
 
-CopyValue = (
+_CopyValue: TypeAlias = (
     int
     | float
     | bool
@@ -81,7 +103,7 @@ class CopyEncoder:
     def __new__(cls, columns: Sequence[tuple[str, str]], chunk_size: int = 1048576) -> Self: ...
     @property
     def names(self) -> list[str]: ...
-    def encode(self, columns: Iterable[Sequence[CopyValue]]) -> list[bytes]: ...
+    def encode(self, columns: Iterable[Sequence[_CopyValue]]) -> list[bytes]: ...
 
 @final
 class RawBatch:
@@ -142,6 +164,7 @@ class BatchResult:
     ) -> tuple[list[bytes], int]: ...
 
 def process_batch(batch: RawBatch, bloom: BloomFilter | None = None) -> BatchResult: ...
+
 @final
 class ExportReader:
     def __new__(

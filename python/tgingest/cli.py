@@ -122,13 +122,21 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--limit", type=int, default=50, help="messages per page (default 50)")
     p.add_argument("--json", action="store_true", help="print JSON lines")
 
-    p = add("stats", "Message counts per chat (or for one chat).", "tgingest stats",
-            "tgingest stats -1001234567890")
+    p = add(
+        "stats",
+        "Message counts per chat (or for one chat).",
+        "tgingest stats",
+        "tgingest stats -1001234567890",
+    )
     p.add_argument("chat", type=int, nargs="?", help="chat id")
     p.add_argument("--json", action="store_true", help="print JSON")
 
-    p = add("quarantine", "Inspect input that could not be stored as is.",
-            "tgingest quarantine list", "tgingest quarantine show 42")
+    p = add(
+        "quarantine",
+        "Inspect input that could not be stored as is.",
+        "tgingest quarantine list",
+        "tgingest quarantine show 42",
+    )
     qsub = p.add_subparsers(dest="action", required=True, metavar="ACTION")
     ql = qsub.add_parser("list", help="newest quarantined records")
     ql.add_argument("--limit", type=int, default=50)
@@ -199,13 +207,26 @@ def _summary_dict(s: ImportSummary) -> dict[str, Any]:
 
 def _print_summary(s: ImportSummary) -> None:
     d = _summary_dict(s)
-    table = Table(title="dry run (nothing written)" if s.dry_run else "import summary",
-                  show_header=False)
+    table = Table(
+        title="dry run (nothing written)" if s.dry_run else "import summary", show_header=False
+    )
     table.add_column(style="bold")
     table.add_column(justify="right")
-    keys = ["messages", "quarantined", "media_refused", "media_missing"] if s.dry_run else [
-        "messages", "new", "updated", "unchanged", "quarantined", "media_stored",
-        "media_deduplicated", "media_refused", "media_missing"]
+    keys = (
+        ["messages", "quarantined", "media_refused", "media_missing"]
+        if s.dry_run
+        else [
+            "messages",
+            "new",
+            "updated",
+            "unchanged",
+            "quarantined",
+            "media_stored",
+            "media_deduplicated",
+            "media_refused",
+            "media_missing",
+        ]
+    )
     for key in keys:
         table.add_row(key.replace("_", " "), f"{d[key]:,}")
     table.add_row("time", f"{s.seconds:.1f} s ({d['messages_per_second']:,} msg/s)")
@@ -275,8 +296,10 @@ def _message_line(r: Any, query: str | None = None) -> str:
     )
     who = escape(r["sender_name"] or str(r["sender_id"] or ""))
     media = f" [dim]<{r['media_type']}>[/]" if r["media_type"] else ""
-    return (f"[dim]{r['date']:%Y-%m-%d %H:%M}[/] [cyan]{r['chat_id']}[/]/{r['message_id']} "
-            f"[bold]{who}[/]: {shown}{media}")
+    return (
+        f"[dim]{r['date']:%Y-%m-%d %H:%M}[/] [cyan]{r['chat_id']}[/]/{r['message_id']} "
+        f"[bold]{who}[/]: {shown}{media}"
+    )
 
 
 async def cmd_search(args: argparse.Namespace, settings: Settings) -> int:
@@ -284,8 +307,9 @@ async def cmd_search(args: argparse.Namespace, settings: Settings) -> int:
 
     async def run(db: Database) -> int:
         async with db.pool.acquire() as conn:
-            rows = await queries.search(conn, args.query, chat_id=args.chat, since=args.since,
-                                        limit=args.limit, after=after)
+            rows = await queries.search(
+                conn, args.query, chat_id=args.chat, since=args.since, limit=args.limit, after=after
+            )
         for r in rows:
             if args.json:
                 _print_json(dict(r))
@@ -295,8 +319,9 @@ async def cmd_search(args: argparse.Namespace, settings: Settings) -> int:
             console.print("no matches")
         if len(rows) == args.limit and not args.json:
             last = rows[-1]
-            cursor = queries.SearchCursor(last["rank"], last["date"], last["chat_id"],
-                                          last["message_id"]).encode()
+            cursor = queries.SearchCursor(
+                last["rank"], last["date"], last["chat_id"], last["message_id"]
+            ).encode()
             console.print(f"[dim]next page: --after {cursor}[/]")
         return 0
 
@@ -330,9 +355,15 @@ async def cmd_stats(args: argparse.Namespace, settings: Settings) -> int:
             return 0
         table = Table("chat id", "title", "type", "messages", "media", "first day", "last day")
         for r in rows:
-            table.add_row(str(r["chat_id"]), escape(r["title"] or ""), r["type"] or "",
-                          f"{r['messages'] or 0:,}", f"{r['media'] or 0:,}",
-                          str(r["first_day"] or ""), str(r["last_day"] or ""))
+            table.add_row(
+                str(r["chat_id"]),
+                escape(r["title"] or ""),
+                r["type"] or "",
+                f"{r['messages'] or 0:,}",
+                f"{r['media'] or 0:,}",
+                str(r["first_day"] or ""),
+                str(r["last_day"] or ""),
+            )
         console.print(table)
         return 0
 
@@ -349,10 +380,15 @@ async def cmd_quarantine(args: argparse.Namespace, settings: Settings) -> int:
                     return 0
                 table = Table("id", "when", "source", "chat", "message", "offset", "error")
                 for r in rows:
-                    table.add_row(str(r["quarantine_id"]), f"{r['created_at']:%Y-%m-%d %H:%M}",
-                                  r["source"], str(r["chat_id"] or ""),
-                                  str(r["message_id"] or ""), str(r["byte_offset"] or ""),
-                                  escape(r["error"][:120]))
+                    table.add_row(
+                        str(r["quarantine_id"]),
+                        f"{r['created_at']:%Y-%m-%d %H:%M}",
+                        r["source"],
+                        str(r["chat_id"] or ""),
+                        str(r["message_id"] or ""),
+                        str(r["byte_offset"] or ""),
+                        escape(r["error"][:120]),
+                    )
                 console.print(table if rows else "quarantine is empty")
                 return 0
             row = await queries.quarantine_show(conn, args.id)
@@ -397,20 +433,26 @@ async def cmd_db(args: argparse.Namespace, settings: Settings) -> int:
         if args.json:
             _print_json(info)
             return 0
-        console.print(f"[bold]PostgreSQL[/]: {db.kind} ({escape(db.where)}), "
-                      f"version {info['server_version']}")
-        console.print(f"[bold]size[/]: {info['size_bytes'] / 2**20:,.1f} MiB; migrations: "
-                      + ", ".join(f"{v:04d}_{n}" for v, n in info["migrations"]))
+        console.print(
+            f"[bold]PostgreSQL[/]: {db.kind} ({escape(db.where)}), version {info['server_version']}"
+        )
+        console.print(
+            f"[bold]size[/]: {info['size_bytes'] / 2**20:,.1f} MiB; migrations: "
+            + ", ".join(f"{v:04d}_{n}" for v, n in info["migrations"])
+        )
         table = Table("partition", "range", "rows (approx.)", "size")
         for p in info["partitions"]:
-            table.add_row(p["name"], p["bound"], f"{p['approx_rows']:,}",
-                          f"{p['bytes'] / 2**20:,.1f} MiB")
+            table.add_row(
+                p["name"], p["bound"], f"{p['approx_rows']:,}", f"{p['bytes'] / 2**20:,.1f} MiB"
+            )
         console.print(table)
         for name, count in info["tables"].items():
             console.print(f"{name}: {count:,}")
         if info["default_partition_rows"]:
-            console.print(f"[bold red]ALERT[/]: {info['default_partition_rows']:,} rows in "
-                          "messages_default (no monthly partition for their dates)")
+            console.print(
+                f"[bold red]ALERT[/]: {info['default_partition_rows']:,} rows in "
+                "messages_default (no monthly partition for their dates)"
+            )
         return 0
 
     return await _with_db(settings, run)

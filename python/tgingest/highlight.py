@@ -20,8 +20,9 @@ def query_terms(query: str) -> list[str]:
     return sorted(set(terms), key=len, reverse=True)
 
 
-def highlight(text: str, query: str, *, start: str = "[", end: str = "]",
-              width: int | None = 200) -> str:
+def highlight(
+    text: str, query: str, *, start: str = "[", end: str = "]", width: int | None = 200
+) -> str:
     """Wrap case-insensitive occurrences of the query's terms; trim around the first hit."""
     terms = query_terms(query)
     if not terms:

@@ -168,7 +168,7 @@ class Pipeline:
 
         async def produce() -> None:
             try:
-                while (prepared := await asyncio.to_thread(self._prepare, export, with_media)):
+                while prepared := await asyncio.to_thread(self._prepare, export, with_media):
                     await queue.put(prepared)
                 await queue.put(None)
             except Exception as e:  # delivered in order, after the batches before it commit
@@ -206,8 +206,9 @@ class Pipeline:
         id_range = p.batch.message_id_range
         if chat_id is not None and id_range is not None:
             checkpoints.append(
-                Checkpoint("export", chat_id, max_message_id=id_range[1],
-                           byte_offset=p.batch.end_offset)
+                Checkpoint(
+                    "export", chat_id, max_message_id=id_range[1], byte_offset=p.batch.end_offset
+                )
             )
         return BatchWork(
             source="export",
@@ -242,8 +243,9 @@ def dry_run(export: DesktopExport, progress: Progress | None = None) -> ImportSu
         summary.counts.messages += len(batch)
         summary.counts.quarantined += len(batch.quarantined)
         files = export.media_files(batch)
-        summary.media_refused += sum(1 for f in files if f.path is None and f.problem
-                                     and "missing" not in f.problem)
+        summary.media_refused += sum(
+            1 for f in files if f.path is None and f.problem and "missing" not in f.problem
+        )
         summary.media_missing += sum(1 for f in files if f.problem and "missing" in f.problem)
         if progress:
             progress(export.bytes_read, export.total_bytes, summary.counts.messages)

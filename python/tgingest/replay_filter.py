@@ -64,9 +64,7 @@ class ReplayFilter:
             )
             while rows := await cursor.fetch(_REBUILD_PAGE):
                 bloom.check_and_add(
-                    version_keys(
-                        [r[0] for r in rows], [r[1] for r in rows], [r[2] for r in rows]
-                    )
+                    version_keys([r[0] for r in rows], [r[1] for r in rows], [r[2] for r in rows])
                 )
         return bloom
 

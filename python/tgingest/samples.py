@@ -69,15 +69,26 @@ def _text(rng: random.Random, n: int) -> Any:
     phrase = rng.choice(PHRASES).format(n=n % 24)
     r = rng.random()
     if r < 0.15:
-        return [phrase + " ", {"type": "bold", "text": "important"},
-                " see ", {"type": "link", "text": "https://t.me/tgingest"}]
+        return [
+            phrase + " ",
+            {"type": "bold", "text": "important"},
+            " see ",
+            {"type": "link", "text": "https://t.me/tgingest"},
+        ]
     if r < 0.2:
         return phrase * rng.randint(5, 30)  # long posts
     return phrase
 
 
-def messages(chat: ChatSpec, rng: random.Random, start_ts: int, *, tz_offset: int = 0,
-             with_media: bool = True, unixtime: bool = True) -> Iterator[dict[str, Any]]:
+def messages(
+    chat: ChatSpec,
+    rng: random.Random,
+    start_ts: int,
+    *,
+    tz_offset: int = 0,
+    with_media: bool = True,
+    unixtime: bool = True,
+) -> Iterator[dict[str, Any]]:
     ts = start_ts
     media_paths = list(MEDIA_FILES)
     for i in range(1, chat.messages + 1):
@@ -118,30 +129,43 @@ def messages(chat: ChatSpec, rng: random.Random, start_ts: int, *, tz_offset: in
         if with_media and r < 0.04:
             path = rng.choice(media_paths)
             if path.startswith("photos/"):
-                msg.update(photo=path, photo_file_size=len(MEDIA_FILES[path]), width=640,
-                           height=480)
+                msg.update(
+                    photo=path, photo_file_size=len(MEDIA_FILES[path]), width=640, height=480
+                )
             else:
-                msg.update(file=path, file_size=len(MEDIA_FILES[path]),
-                           mime_type="application/pdf" if path.endswith("pdf") else "audio/ogg")
+                msg.update(
+                    file=path,
+                    file_size=len(MEDIA_FILES[path]),
+                    mime_type="application/pdf" if path.endswith("pdf") else "audio/ogg",
+                )
                 if path.endswith(".ogg"):
                     msg.update(media_type="voice_message", duration_seconds=3)
         elif r < 0.05:
-            msg.update(photo="(File not included. Change data exporting settings to download.)",
-                       width=100, height=100)
+            msg.update(
+                photo="(File not included. Change data exporting settings to download.)",
+                width=100,
+                height=100,
+            )
         elif r < 0.055:
-            msg["poll"] = {"question": "Which database?", "closed": False, "total_voters": 3,
-                           "answers": [{"text": "PostgreSQL", "voters": 2, "chosen": True},
-                                       {"text": "其他", "voters": 1, "chosen": False}]}
+            msg["poll"] = {
+                "question": "Which database?",
+                "closed": False,
+                "total_voters": 3,
+                "answers": [
+                    {"text": "PostgreSQL", "voters": 2, "chosen": True},
+                    {"text": "其他", "voters": 1, "chosen": False},
+                ],
+            }
         elif r < 0.06:
             msg["location_information"] = {"latitude": 50.45, "longitude": 30.52}
         if rng.random() < 0.1:
-            msg["reactions"] = [{"type": "emoji", "count": rng.randint(1, 9),
-                                 "emoji": rng.choice(REACTIONS)}]
+            msg["reactions"] = [
+                {"type": "emoji", "count": rng.randint(1, 9), "emoji": rng.choice(REACTIONS)}
+            ]
         yield msg
 
 
-def _write_chat(out: IO[str], chat: ChatSpec, rng: random.Random, start_ts: int,
-                **kw: Any) -> None:
+def _write_chat(out: IO[str], chat: ChatSpec, rng: random.Random, start_ts: int, **kw: Any) -> None:
     head: dict[str, Any] = {"type": chat.type, "id": chat.bare_id}
     if chat.name is not None:
         head = {"name": chat.name, **head}
@@ -156,10 +180,18 @@ def _write_chat(out: IO[str], chat: ChatSpec, rng: random.Random, start_ts: int,
     out.write("\n ]\n}")
 
 
-def write_export(folder: Path, *, messages_per_chat: int = 200, chats: int = 1,
-                 seed: int = 7, layout: str = "chat", with_media: bool = True,
-                 tz_offset: int = 0, unixtime: bool = True,
-                 start_ts: int = 1_700_000_000) -> Path:
+def write_export(
+    folder: Path,
+    *,
+    messages_per_chat: int = 200,
+    chats: int = 1,
+    seed: int = 7,
+    layout: str = "chat",
+    with_media: bool = True,
+    tz_offset: int = 0,
+    unixtime: bool = True,
+    start_ts: int = 1_700_000_000,
+) -> Path:
     """Write `folder/result.json` (+ media files); returns the path of result.json."""
     rng = random.Random(seed)
     folder.mkdir(parents=True, exist_ok=True)
@@ -169,8 +201,12 @@ def write_export(folder: Path, *, messages_per_chat: int = 200, chats: int = 1,
             target.parent.mkdir(parents=True, exist_ok=True)
             target.write_bytes(data)
     types = ["public_supergroup", "personal_chat", "private_group", "public_channel"]
-    specs = [ChatSpec(1_500_000_000 + k, types[k % len(types)], f"Sample chat {k} 样例",
-                      messages_per_chat) for k in range(chats)]
+    specs = [
+        ChatSpec(
+            1_500_000_000 + k, types[k % len(types)], f"Sample chat {k} 样例", messages_per_chat
+        )
+        for k in range(chats)
+    ]
     kw = {"tz_offset": tz_offset, "with_media": with_media, "unixtime": unixtime}
     path = folder / "result.json"
     with path.open("w", encoding="utf-8") as out:
@@ -199,8 +235,14 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--layout", choices=["chat", "account"], default="account")
     p.add_argument("--no-media", action="store_true")
     a = p.parse_args(argv)
-    path = write_export(a.folder, messages_per_chat=a.messages, chats=a.chats, seed=a.seed,
-                        layout=a.layout, with_media=not a.no_media)
+    path = write_export(
+        a.folder,
+        messages_per_chat=a.messages,
+        chats=a.chats,
+        seed=a.seed,
+        layout=a.layout,
+        with_media=not a.no_media,
+    )
     print(path)
 
 

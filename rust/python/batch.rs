@@ -336,7 +336,7 @@ impl BatchResult {
 
     /// Encode the staging COPY stream (GIL released), leaving out rejected rows and rows whose
     /// byte in `skip` is non-zero. Returns (chunks, rows written).
-    #[pyo3(signature = (skip=None, chunk_size=1 << 20))]
+    #[pyo3(signature = (skip=None, chunk_size=1048576))]
     fn copy_chunks<'py>(
         &self,
         py: Python<'py>,

@@ -142,7 +142,7 @@ impl AgingBloomFilter {
 #[pymethods]
 impl AgingBloomFilter {
     #[new]
-    #[pyo3(signature = (capacity, fpr = 0.001, generations = 4, window_seconds = 7 * 86400, now = None))]
+    #[pyo3(signature = (capacity, fpr = 0.001, generations = 4, window_seconds = 604800, now = None))]
     fn new(
         capacity: u64,
         fpr: f64,

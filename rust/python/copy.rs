@@ -25,7 +25,7 @@ impl CopyEncoder {
     /// `columns`: (name, type) pairs; types: int2 int4 int8 float8 bool text bytea timestamptz
     /// jsonb text[] int8[] tsvector.
     #[new]
-    #[pyo3(signature = (columns, chunk_size = 1 << 20))]
+    #[pyo3(signature = (columns, chunk_size = 1048576))]
     fn new(columns: Vec<(String, String)>, chunk_size: usize) -> PyResult<Self> {
         if columns.is_empty() || columns.len() > 1600 {
             return Err(to_py(CoreError::InvalidInput(

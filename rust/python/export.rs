@@ -30,7 +30,7 @@ impl ExportReader {
     /// export lacking date_unixtime. `chat_id` forces the chat id of a single-chat export.
     #[new]
     #[pyo3(signature = (path, *, tz_offset=None, chat_id=None, batch_size=10_000,
-        max_message_bytes=64 << 20, max_depth=64))]
+        max_message_bytes=67108864, max_depth=64))]
     fn new(
         py: Python<'_>,
         path: PathBuf,

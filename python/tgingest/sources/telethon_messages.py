@@ -27,8 +27,11 @@ def _entities(message: Any) -> str | None:
         return None
     return json.dumps(
         [
-            {"type": type(e).__name__.removeprefix("MessageEntity").lower(),
-             "offset": e.offset, "length": e.length}
+            {
+                "type": type(e).__name__.removeprefix("MessageEntity").lower(),
+                "offset": e.offset,
+                "length": e.length,
+            }
             for e in message.entities
         ]
     )
@@ -39,10 +42,26 @@ def messages_to_batch(messages: Sequence[Any]) -> RawBatch:
     from telethon import utils
     from telethon.tl.types import MessageService
 
-    cols: dict[str, list[Any]] = {k: [] for k in (
-        "chat_id", "message_id", "date", "text", "edit_date", "kind", "sender_id",
-        "entities", "reply_to", "reply_to_chat", "forwarded_from", "via_bot", "author",
-        "media_type", "extra")}
+    cols: dict[str, list[Any]] = {
+        k: []
+        for k in (
+            "chat_id",
+            "message_id",
+            "date",
+            "text",
+            "edit_date",
+            "kind",
+            "sender_id",
+            "entities",
+            "reply_to",
+            "reply_to_chat",
+            "forwarded_from",
+            "via_bot",
+            "author",
+            "media_type",
+            "extra",
+        )
+    }
     for m in messages:
         service = isinstance(m, MessageService)
         cols["chat_id"].append(utils.get_peer_id(m.peer_id))

@@ -59,7 +59,7 @@ class Database:
             pool = await asyncpg.create_pool(
                 dsn, min_size=min_size, max_size=max_size, init=_init_connection
             )
-        except (OSError, asyncpg.PostgresError, asyncio.TimeoutError) as e:
+        except (TimeoutError, OSError, asyncpg.PostgresError) as e:
             raise DatabaseError(f"cannot connect to PostgreSQL at {where}: {e}") from None
         db = cls(pool=pool, kind=kind, where=where, _server=server)
         if upgrade:

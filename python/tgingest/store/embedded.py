@@ -21,10 +21,14 @@ async def start_embedded(pgdata: Path) -> tuple[str, Any]:
         raise DatabaseError(
             "no TGINGEST_DSN is set and the embedded PostgreSQL (pgserver) is not installed"
         ) from e
-    pgdata.mkdir(parents=True, exist_ok=True)
-    pgdata.chmod(0o700)
+
+    def start() -> Any:
+        pgdata.mkdir(parents=True, exist_ok=True)
+        pgdata.chmod(0o700)
+        return pgserver.get_server(pgdata, cleanup_mode="stop")
+
     try:
-        server = await asyncio.to_thread(pgserver.get_server, pgdata, cleanup_mode="stop")
+        server = await asyncio.to_thread(start)
     except Exception as e:
         raise DatabaseError(f"could not start the embedded PostgreSQL in {pgdata}: {e}") from e
     return server.get_uri(), server

@@ -86,6 +86,7 @@ class MediaStore:
             finally:
                 os.close(dir_fd)
         except OSError as e:
-            raise StorageIOError(e.errno or 0, f"cannot store media file: {e.strerror}",
-                                 str(target)) from None
+            raise StorageIOError(
+                e.errno or 0, f"cannot store media file: {e.strerror}", str(target)
+            ) from None
         return StoredMedia(sha256, size, ext, relative, created=True)

@@ -35,8 +35,9 @@ class SearchCursor:
     def decode(cls, text: str) -> SearchCursor:
         try:
             rank, ts, chat, msg = text.split("/")
-            return cls(float(rank), dt.datetime.fromtimestamp(float(ts), dt.UTC), int(chat),
-                       int(msg))
+            return cls(
+                float(rank), dt.datetime.fromtimestamp(float(ts), dt.UTC), int(chat), int(msg)
+            )
         except ValueError:
             raise InvalidInputError(f"not a search cursor: {text!r}") from None
 
@@ -133,8 +134,15 @@ async def db_info(conn: asyncpg.Connection) -> dict[str, Any]:
     )
     default_rows = await conn.fetchval("SELECT count(*) FROM messages_default")
     tables = {}
-    for table in ("message_keys", "message_versions", "chats", "users", "media", "quarantine",
-                  "ingest_batches"):
+    for table in (
+        "message_keys",
+        "message_versions",
+        "chats",
+        "users",
+        "media",
+        "quarantine",
+        "ingest_batches",
+    ):
         # Table names come from the constant tuple above.
         tables[table] = await conn.fetchval(f"SELECT count(*) FROM {table}")
     return {
