@@ -63,7 +63,7 @@ async def _ceiling(conn: asyncpg.Connection) -> float:
     import io
 
     buf = io.BytesIO()
-    await conn.copy_from_query("SELECT * FROM messages", output=buf.write, format="binary")
+    await conn.copy_from_query("SELECT * FROM messages", output=buf, format="binary")
     await conn.execute("CREATE SCHEMA ceiling")
     await conn.execute("SET search_path = ceiling")
     try:

@@ -96,7 +96,7 @@ use crate::error::Result;
 use crate::hash;
 use crate::normalize;
 use crate::pgcopy::{CopyWriter, PgType};
-use crate::tokenize;
+use crate::tokenize::TsVectorBuilder;
 use std::borrow::Cow;
 
 /// Columns of the staging table, in COPY order. `python/tgingest/store/schema.py` creates the
@@ -122,12 +122,23 @@ pub const STAGING_COLUMNS: &[(&str, PgType)] = &[
     ("author", PgType::Text),
     ("media_type", PgType::Text),
     ("extra", PgType::Jsonb),
+    ("batch_id", PgType::Int8),
+];
+
+/// Columns of the `message_keys` COPY stream (the fast path writes keys directly).
+pub const KEY_COLUMNS: &[(&str, PgType)] = &[
+    ("chat_id", PgType::Int8),
+    ("message_id", PgType::Int8),
+    ("date", PgType::Timestamptz),
+    ("edit_date", PgType::Timestamptz),
 ];
 
 /// What the hot path computed for one message.
 #[derive(Debug, Clone)]
 pub struct ProcessedRow {
-    pub lexemes: Vec<(String, Vec<u16>)>,
+    /// The search tsvector, already in PostgreSQL's binary form (tsvectorsend): compact, and
+    /// written to COPY as is.
+    pub tsvector: Vec<u8>,
     pub digest: [u8; 16],
     pub simhash: u64,
     pub version_key: u64,
@@ -139,17 +150,21 @@ pub struct ProcessedRow {
 
 /// Normalize, tokenize, hash and Bloom-check a batch. Pure CPU work, no Python objects.
 pub fn process(batch: &[RawMessage], bloom: Option<&BloomFilter>) -> Vec<ProcessedRow> {
+    let mut builder = TsVectorBuilder::new();
     let mut rows: Vec<ProcessedRow> = batch
         .iter()
         .map(|m| {
             let key = normalize::content_key(&m.text);
-            let lexemes = tokenize::tsvector_lexemes(&m.text);
-            let simhash = hash::simhash(lexemes.iter().map(|(l, _)| l.as_str()));
+            builder.build(&m.text);
             ProcessedRow {
                 digest: hash::content_digest(&key),
-                simhash,
-                version_key: hash::version_key(m.chat_id, m.message_id, m.edit_date.unwrap_or(0)),
-                lexemes,
+                simhash: hash::simhash(builder.iter().map(|(l, _)| l)),
+                version_key: hash::version_key(
+                    m.chat_id,
+                    m.message_id,
+                    m.edit_date.unwrap_or(0),
+                ),
+                tsvector: tsvector_bytes(&builder),
                 new: false,
                 rejected: check_json(m),
             }
@@ -164,6 +179,27 @@ pub fn process(batch: &[RawMessage], bloom: Option<&BloomFilter>) -> Vec<Process
         }
     }
     rows
+}
+
+/// tsvectorsend's format. The tokenizer already guarantees what tsvectorrecv checks (sorted,
+/// unique, non-empty lexemes of <= 2046 bytes, <= 256 ascending positions, < 1 MiB in all;
+/// pinned by its tests against PostgreSQL), so this only lays the bytes out.
+fn tsvector_bytes(builder: &TsVectorBuilder) -> Vec<u8> {
+    let size: usize = 4 + builder
+        .iter()
+        .map(|(l, p)| l.len() + 3 + 2 * p.len())
+        .sum::<usize>();
+    let mut out = Vec::with_capacity(size);
+    out.extend_from_slice(&(builder.len() as i32).to_be_bytes());
+    for (lexeme, positions) in builder.iter() {
+        out.extend_from_slice(lexeme.as_bytes());
+        out.push(0);
+        out.extend_from_slice(&(positions.len() as u16).to_be_bytes());
+        for p in positions {
+            out.extend_from_slice(&p.to_be_bytes());
+        }
+    }
+    out
 }
 
 /// JSON columns come from sources we do not control; a value PostgreSQL would refuse keeps the
@@ -188,20 +224,29 @@ fn clean_json(json: &str) -> Cow<'_, str> {
     }
 }
 
-/// Encode the staging COPY stream, leaving out rejected rows and those `skip` marks (confirmed
-/// duplicates). Returns the chunks and the number of rows written.
+/// The rows that go to PostgreSQL: not rejected, not marked in `skip` (confirmed duplicates).
+fn kept<'a>(
+    batch: &'a [RawMessage],
+    rows: &'a [ProcessedRow],
+    skip: Option<&'a [bool]>,
+) -> impl Iterator<Item = (usize, (&'a RawMessage, &'a ProcessedRow))> + 'a {
+    batch.iter().zip(rows).enumerate().filter(move |(i, (_, p))| {
+        p.rejected.is_none() && !skip.is_some_and(|s| s.get(*i).copied().unwrap_or(false))
+    })
+}
+
+/// Encode the staging COPY stream (also the exact row layout of `messages`), leaving out
+/// rejected and skipped rows. Returns the chunks and the number of rows written.
 pub fn encode_staging(
     batch: &[RawMessage],
     rows: &[ProcessedRow],
     skip: Option<&[bool]>,
+    batch_id: Option<i64>,
     chunk_size: usize,
 ) -> Result<(Vec<Vec<u8>>, usize)> {
     let mut w = CopyWriter::new(chunk_size);
     let ncols = STAGING_COLUMNS.len() as u16;
-    for (i, (m, p)) in batch.iter().zip(rows).enumerate() {
-        if p.rejected.is_some() || skip.is_some_and(|s| s.get(i).copied().unwrap_or(false)) {
-            continue;
-        }
+    for (i, (m, p)) in kept(batch, rows, skip) {
         let fail = |column: &str, reason: String| crate::CoreError::Encode {
             row: i,
             column: column.to_owned(),
@@ -228,7 +273,7 @@ pub fn encode_staging(
             (None, Cow::Owned(_)) => w.bytea(m.text.as_bytes()),
             (None, Cow::Borrowed(_)) => w.null(),
         }
-        w.tsvector(&p.lexemes)
+        w.try_bytea(&p.tsvector)
             .map_err(|e| fail("search", e.to_owned()))?;
         w.bytea(&p.digest);
         w.int8(p.simhash as i64);
@@ -240,9 +285,59 @@ pub fn encode_staging(
         text(&mut w, m.author.as_deref());
         text(&mut w, m.media_type.as_deref());
         opt_jsonb(&mut w, m.extra.as_deref()).map_err(|e| fail("extra", e))?;
+        opt_int8(&mut w, batch_id);
     }
     let written = w.rows();
     Ok((w.finish(), written))
+}
+
+/// Encode the `message_keys` rows of the kept messages (see KEY_COLUMNS).
+pub fn encode_keys(
+    batch: &[RawMessage],
+    rows: &[ProcessedRow],
+    skip: Option<&[bool]>,
+    chunk_size: usize,
+) -> Result<Vec<Vec<u8>>> {
+    let mut w = CopyWriter::new(chunk_size);
+    for (i, (m, _)) in kept(batch, rows, skip) {
+        let fail = |column: &str, reason: &str| crate::CoreError::Encode {
+            row: i,
+            column: column.to_owned(),
+            reason: reason.to_owned(),
+        };
+        w.begin_row(KEY_COLUMNS.len() as u16);
+        w.int8(m.chat_id);
+        w.int8(m.message_id);
+        w.timestamptz_micros(seconds_to_micros(m.date))
+            .map_err(|e| fail("date", e))?;
+        match m.edit_date {
+            Some(d) => w
+                .timestamptz_micros(seconds_to_micros(d))
+                .map_err(|e| fail("edit_date", e))?,
+            None => w.null(),
+        }
+    }
+    Ok(w.finish())
+}
+
+/// Per (chat_id, UTC day as days since 1970-01-01): messages and messages with media, over the
+/// kept rows, sorted (the order the store takes row locks in).
+pub fn daily_counts(
+    batch: &[RawMessage],
+    rows: &[ProcessedRow],
+    skip: Option<&[bool]>,
+) -> Vec<(i64, i32, i64, i64)> {
+    let mut counts: std::collections::BTreeMap<(i64, i32), (i64, i64)> = Default::default();
+    for (_, (m, _)) in kept(batch, rows, skip) {
+        let day = m.date.div_euclid(86_400) as i32;
+        let slot = counts.entry((m.chat_id, day)).or_default();
+        slot.0 += 1;
+        slot.1 += i64::from(m.media_type.is_some());
+    }
+    counts
+        .into_iter()
+        .map(|((chat, day), (n, media))| (chat, day, n, media))
+        .collect()
 }
 
 fn seconds_to_micros(s: i64) -> i64 {

@@ -189,3 +189,40 @@ async def test_search_finds_every_script(settings, conn, tmp_path, query, expect
     more = await queries.search(conn, query, limit=5, after=cursor)
     seen = {(r["chat_id"], r["message_id"]) for r in rows}
     assert not seen & {(r["chat_id"], r["message_id"]) for r in more}
+
+
+async def test_stale_replay_filter_never_duplicates(settings, conn, tmp_path) -> None:
+    """A filter that forgot everything claims every row is new: the fast path's key COPY hits
+    the unique index, the savepoint rolls back, and the careful path stores nothing twice."""
+    from tgingest import BloomFilter
+
+    path = write_export(tmp_path / "e", messages_per_chat=500, with_media=False)
+    await import_export(settings, path)
+    filters = list(settings.data_dir.glob("replay-*.bloom"))
+    assert len(filters) == 1
+    BloomFilter(settings.bloom_capacity, 0.001).save(filters[0])
+    summary = await import_export(settings, path, batch_size=100)
+    assert summary.counts.new == 0 and summary.counts.unchanged == 500
+    assert await conn.fetchval("SELECT count(*) FROM messages") == 500
+    # The stale file is dropped; the next run rebuilds it from PostgreSQL and trusts it again.
+    assert not list(settings.data_dir.glob("replay-*.bloom"))
+    again = await import_export(settings, path)
+    assert again.counts.unchanged == 500
+
+
+async def test_a_key_keeps_its_partition_when_a_source_disagrees_on_date(
+    settings, conn, tmp_path
+) -> None:
+    path = write_export(tmp_path / "d", messages_per_chat=5, with_media=False)
+    await import_export(settings, path)
+    data = json.loads(path.read_text())
+    msg = next(m for m in data["messages"] if m["type"] == "message")
+    original = await conn.fetchval("SELECT date FROM messages WHERE message_id = $1", msg["id"])
+    # Same message, a date 40 days off (another monthly partition) and a newer edit.
+    shifted = int(msg["date_unixtime"]) + 40 * 86400
+    msg.update(date_unixtime=str(shifted), edited_unixtime=str(shifted + 60), text="v2")
+    path.write_text(json.dumps(data, ensure_ascii=False))
+    summary = await import_export(settings, path)
+    assert summary.counts.updated == 1
+    rows = await conn.fetch("SELECT date, text FROM messages WHERE message_id = $1", msg["id"])
+    assert [(r["date"], r["text"]) for r in rows] == [(original, "v2")]

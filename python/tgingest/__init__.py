@@ -7,6 +7,7 @@ the package (PostgreSQL store, export import, CLI) is built on them.
 from __future__ import annotations
 
 from tgingest._core import (
+    KEY_COLUMNS,
     STAGING_COLUMNS,
     AgingBloomFilter,
     BatchResult,
@@ -29,6 +30,7 @@ from tgingest._core import (
 from tgingest.errors import TgIngestError
 
 __all__ = [
+    "KEY_COLUMNS",
     "STAGING_COLUMNS",
     "AgingBloomFilter",
     "BatchResult",

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
+import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -31,6 +32,8 @@ from tgingest.store.writer import (
     commit_batch,
     record_failed_batch,
 )
+
+log = logging.getLogger(__name__)
 
 Progress = Callable[[int, int, int], None]  # bytes read, total bytes, messages done
 
@@ -73,6 +76,7 @@ class Pipeline:
         self.partitions = Partitions()
         self.media = MediaStore(settings.media_root)
         self.replay: ReplayFilter | None = None
+        self.trust_filter = True
 
     async def open(self) -> Pipeline:
         async with self.db.pool.acquire() as conn:
@@ -83,19 +87,29 @@ class Pipeline:
         return self
 
     async def aclose(self) -> None:
-        if self.replay is not None:
-            async with self.db.pool.acquire() as conn:
-                await asyncio.shield(self.replay.save(conn))
+        if self.replay is None:
+            return
+        if not self.trust_filter:
+            # It missed rows that are stored: let the next run rebuild it from PostgreSQL.
+            self.replay.discard()
+            return
+        async with self.db.pool.acquire() as conn:
+            await asyncio.shield(self.replay.save(conn))
 
     async def commit(self, work: BatchWork) -> BatchCounts:
         """Commit one batch; on failure leave a 'failed' audit row and re-raise."""
+        work.trust_filter = self.trust_filter
         async with self.db.pool.acquire() as conn:
             await self.partitions.ensure(conn, work.batch.months)
             try:
-                return await commit_batch(conn, work)
+                counts = await commit_batch(conn, work)
             except Exception as e:
                 await record_failed_batch(conn, work, e)
                 raise
+        if counts.stale_filter and self.trust_filter:
+            log.warning("the replay filter missed stored messages; verifying every row from now")
+            self.trust_filter = False
+        return counts
 
     def _prepare_media(self, export: DesktopExport, batch: RawBatch) -> tuple:
         files = export.media_files(batch)

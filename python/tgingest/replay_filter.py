@@ -68,6 +68,11 @@ class ReplayFilter:
                 )
         return bloom
 
+    def discard(self) -> None:
+        """Remove the saved filter so the next run rebuilds it."""
+        self.path.unlink(missing_ok=True)
+        self.path.with_suffix(".json").unlink(missing_ok=True)
+
     async def save(self, conn: asyncpg.Connection) -> None:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self.bloom.save(self.path)

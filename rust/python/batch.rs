@@ -277,6 +277,21 @@ impl BatchResult {
         super::convert::flag_bytes(py, &flags)
     }
 
+    /// True when some (chat_id, message_id) occurs twice in the batch (then the store keeps
+    /// the newest edit of it; otherwise it can skip de-duplicating the batch).
+    #[getter]
+    fn has_duplicate_keys(&self) -> bool {
+        let mut keys: Vec<(i64, i64)> = self
+            .batch
+            .get()
+            .messages
+            .iter()
+            .map(|m| (m.chat_id, m.message_id))
+            .collect();
+        keys.sort_unstable();
+        keys.windows(2).any(|w| w[0] == w[1])
+    }
+
     #[getter]
     fn n_new(&self) -> usize {
         self.rows.iter().filter(|r| r.new).count()
@@ -306,14 +321,16 @@ impl BatchResult {
     }
 
     /// (index, chat_id, message_id, edit_date) of the rows the filter could not prove new: the
-    /// caller verifies these against PostgreSQL before dropping any.
-    fn maybe_seen(&self) -> Vec<(usize, i64, i64, Option<i64>)> {
+    /// caller verifies these against PostgreSQL before dropping any. `everything` lists every
+    /// storable row (for when the filter itself is in doubt).
+    #[pyo3(signature = (everything=false))]
+    fn maybe_seen(&self, everything: bool) -> Vec<(usize, i64, i64, Option<i64>)> {
         let batch = self.batch.get();
         self.rows
             .iter()
             .zip(&batch.messages)
             .enumerate()
-            .filter(|(_, (r, _))| !r.new && r.rejected.is_none())
+            .filter(|(_, (r, _))| (everything || !r.new) && r.rejected.is_none())
             .map(|(i, (_, m))| (i, m.chat_id, m.message_id, m.edit_date))
             .collect()
     }
@@ -335,21 +352,55 @@ impl BatchResult {
     }
 
     /// Encode the staging COPY stream (GIL released), leaving out rejected rows and rows whose
-    /// byte in `skip` is non-zero. Returns (chunks, rows written).
-    #[pyo3(signature = (skip=None, chunk_size=1048576))]
+    /// byte in `skip` is non-zero; `batch_id` fills the lineage column. Returns (chunks, rows).
+    #[pyo3(signature = (skip=None, batch_id=None, chunk_size=1048576))]
     fn copy_chunks<'py>(
         &self,
         py: Python<'py>,
         skip: Option<Vec<u8>>,
+        batch_id: Option<i64>,
         chunk_size: usize,
     ) -> PyResult<(Vec<Bound<'py, PyBytes>>, usize)> {
         let batch = self.batch.get();
-        let skip: Option<Vec<bool>> = skip.map(|s| s.iter().map(|&b| b != 0).collect());
+        let skip = skip_mask(skip);
         let (chunks, n) = detached(py, || {
-            pipeline::encode_staging(&batch.messages, &self.rows, skip.as_deref(), chunk_size)
+            pipeline::encode_staging(
+                &batch.messages,
+                &self.rows,
+                skip.as_deref(),
+                batch_id,
+                chunk_size,
+            )
         })?;
         Ok((chunks.iter().map(|c| PyBytes::new(py, c)).collect(), n))
     }
+
+    /// The `message_keys` COPY stream (KEY_COLUMNS) of the same rows as `copy_chunks`.
+    #[pyo3(signature = (skip=None, chunk_size=1048576))]
+    fn keys_copy_chunks<'py>(
+        &self,
+        py: Python<'py>,
+        skip: Option<Vec<u8>>,
+        chunk_size: usize,
+    ) -> PyResult<Vec<Bound<'py, PyBytes>>> {
+        let batch = self.batch.get();
+        let skip = skip_mask(skip);
+        let chunks = detached(py, || {
+            pipeline::encode_keys(&batch.messages, &self.rows, skip.as_deref(), chunk_size)
+        })?;
+        Ok(chunks.iter().map(|c| PyBytes::new(py, c)).collect())
+    }
+
+    /// (chat_id, UTC day as days since 1970-01-01, messages, with media) of the same rows.
+    #[pyo3(signature = (skip=None))]
+    fn daily_counts(&self, skip: Option<Vec<u8>>) -> Vec<(i64, i32, i64, i64)> {
+        let skip = skip_mask(skip);
+        pipeline::daily_counts(&self.batch.get().messages, &self.rows, skip.as_deref())
+    }
+}
+
+fn skip_mask(skip: Option<Vec<u8>>) -> Option<Vec<bool>> {
+    skip.map(|s| s.iter().map(|&b| b != 0).collect())
 }
 
 /// Normalize, tokenize, hash and Bloom-check a batch in one call with the GIL released.
@@ -378,5 +429,10 @@ pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
         .map(|(n, t)| (*n, t.name()))
         .collect();
     m.add("STAGING_COLUMNS", cols)?;
+    let keys: Vec<(&str, &str)> = pipeline::KEY_COLUMNS
+        .iter()
+        .map(|(n, t)| (*n, t.name()))
+        .collect();
+    m.add("KEY_COLUMNS", keys)?;
     Ok(())
 }

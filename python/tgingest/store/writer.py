@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 
 import asyncpg
 
-from tgingest._core import STAGING_COLUMNS, BatchResult, RawBatch
+from tgingest._core import KEY_COLUMNS, STAGING_COLUMNS, BatchResult, RawBatch
 
 STAGING = "tg_staging"
 
@@ -33,34 +33,54 @@ STAGING_DDL = (
     + ") ON COMMIT DELETE ROWS"
 )
 _COLS = [name for name, _ in STAGING_COLUMNS]
+_KEY_COLS = [name for name, _ in KEY_COLUMNS]
 _NON_KEY = [c for c in _COLS if c not in ("chat_id", "message_id", "date")]
 
 # Newest edit wins: NULL edit_date (never edited) is older than any edit.
 _NEWER = "coalesce({a}.edit_date, '-infinity') > coalesce({b}.edit_date, '-infinity')"
 
-# Identity first: message_keys is a plain table, so RETURNING tells new keys (xmax = 0) from
-# newer edits; rows whose stored version is as new or newer are not returned (unchanged).
-_KEYS_SQL = f"""
-WITH k AS (
+# Identity first, in one statement. Confirmed duplicates never reach staging (see
+# confirmed_duplicates), so a conflicting key here is either a newer edit (the key takes its
+# edit_date) or an older version arriving late (the key keeps its own). DO UPDATE on every
+# conflict makes RETURNING report the canonical date of existing keys, and `fix` moves those
+# staging rows onto it, so a message can never land in a second partition. The joins below are
+# between this batch's rows only: message_keys is probed once per row by the INSERT itself.
+_NEWEST_PER_KEY = f"""
+    SELECT DISTINCT ON (chat_id, message_id) {{columns}} FROM {STAGING}
+    ORDER BY chat_id, message_id, edit_date DESC NULLS LAST"""
+_KEYS_SQL = """
+WITH s AS ({staging}), k AS (
     INSERT INTO message_keys AS k (chat_id, message_id, date, edit_date)
-    SELECT DISTINCT ON (chat_id, message_id) chat_id, message_id, date, edit_date
-    FROM {STAGING}
-    ORDER BY chat_id, message_id, edit_date DESC NULLS LAST
-    ON CONFLICT (chat_id, message_id) DO UPDATE SET edit_date = excluded.edit_date
-    WHERE {_NEWER.format(a="excluded", b="k")}
-    RETURNING chat_id, message_id, date, (xmax = 0) AS inserted
+    SELECT chat_id, message_id, date, edit_date FROM s
+    ON CONFLICT (chat_id, message_id) DO UPDATE SET edit_date = CASE
+        WHEN {newer} THEN excluded.edit_date ELSE k.edit_date END
+    RETURNING chat_id, message_id, date, edit_date, (xmax = 0) AS inserted
+), fix AS (
+    UPDATE {table} st SET date = k.date FROM k
+    WHERE st.chat_id = k.chat_id AND st.message_id = k.message_id AND st.date <> k.date
 ), stats AS (
     INSERT INTO chat_daily_stats AS d (chat_id, day, messages, media)
     SELECT k.chat_id, (k.date AT TIME ZONE 'UTC')::date, count(*), count(s.media_type)
-    FROM k JOIN (SELECT DISTINCT ON (chat_id, message_id) chat_id, message_id, media_type
-                 FROM {STAGING}) s USING (chat_id, message_id)
-    WHERE k.inserted GROUP BY 1, 2
+    FROM k JOIN s USING (chat_id, message_id)
+    WHERE k.inserted GROUP BY 1, 2 ORDER BY 1, 2  -- one lock order: concurrent batches never deadlock
     ON CONFLICT (chat_id, day) DO UPDATE SET
         messages = d.messages + excluded.messages, media = d.media + excluded.media
 )
-SELECT count(*) FILTER (WHERE inserted) AS new, count(*) FILTER (WHERE NOT inserted) AS updated
-FROM k
+SELECT count(*) FILTER (WHERE k.inserted) AS new,
+       count(*) FILTER (WHERE NOT k.inserted
+                        AND k.edit_date IS NOT DISTINCT FROM s.edit_date) AS updated
+FROM k JOIN s USING (chat_id, message_id)
 """
+_KEY_COLUMNS = "chat_id, message_id, date, edit_date, media_type"
+# Most batches hold each message once: then no sort is needed (a wide sort spills to disk).
+KEYS_SQL = {
+    True: _KEYS_SQL.format(
+        staging=_NEWEST_PER_KEY.format(columns=_KEY_COLUMNS), table=STAGING,
+        newer=_NEWER.format(a="excluded", b="k")),
+    False: _KEYS_SQL.format(
+        staging=f"SELECT {_KEY_COLUMNS} FROM {STAGING}", table=STAGING,
+        newer=_NEWER.format(a="excluded", b="k")),
+}
 
 # Prior versions: the stored row when a newer edit arrives, the arriving row when it is older.
 _VERSIONS_SQL = f"""
@@ -83,20 +103,26 @@ SELECT DISTINCT ON (chat_id, message_id, edit_date) *, $1::bigint FROM replaced
 ON CONFLICT DO NOTHING
 """
 
-# Canonical date: a message whose key exists keeps the partition it already has.
-_CANONICAL_DATE_SQL = f"""
-UPDATE {STAGING} s SET date = k.date FROM message_keys k
-WHERE k.chat_id = s.chat_id AND k.message_id = s.message_id AND k.date <> s.date
-"""
-
 _UPSERT_SQL = f"""
-INSERT INTO messages AS m ({", ".join(_COLS)}, batch_id)
-SELECT DISTINCT ON (chat_id, message_id) {", ".join(_COLS)}, $1::bigint
+INSERT INTO messages AS m ({", ".join(_COLS)})
+SELECT DISTINCT ON (chat_id, message_id) {", ".join(_COLS)}
 FROM {STAGING}
 ORDER BY chat_id, message_id, edit_date DESC NULLS LAST
 ON CONFLICT (chat_id, message_id, date) DO UPDATE SET
-    {", ".join(f"{c} = excluded.{c}" for c in _NON_KEY)}, batch_id = excluded.batch_id
+    {", ".join(f"{c} = excluded.{c}" for c in _NON_KEY)}
 WHERE {_NEWER.format(a="excluded", b="m")}
+"""
+# When every key was new (message_keys just said so, under its unique index) and the batch
+# holds each message once, nothing can conflict: a plain INSERT, no sort, no arbiter checks.
+_INSERT_NEW_SQL = f"""
+INSERT INTO messages ({", ".join(_COLS)}) SELECT {", ".join(_COLS)} FROM {STAGING}
+"""
+_DAILY_SQL = """
+INSERT INTO chat_daily_stats AS d (chat_id, day, messages, media)
+SELECT chat_id, DATE '1970-01-01' + day, n, media
+FROM unnest($1::bigint[], $2::int[], $3::bigint[], $4::bigint[]) AS t(chat_id, day, n, media)
+ON CONFLICT (chat_id, day) DO UPDATE SET
+    messages = d.messages + excluded.messages, media = d.media + excluded.media
 """
 
 
@@ -161,6 +187,8 @@ class BatchWork:
     checkpoints: list[Checkpoint] = field(default_factory=list)
     byte_offset: int | None = None
     started_at: dt.datetime = field(default_factory=lambda: dt.datetime.now(dt.UTC))
+    # False once the replay filter was caught claiming a stored row is new: verify every row.
+    trust_filter: bool = True
 
 
 @dataclass
@@ -172,6 +200,7 @@ class BatchCounts:
     unchanged: int = 0
     quarantined: int = 0
     media_linked: int = 0
+    stale_filter: bool = False
 
     def add(self, other: BatchCounts) -> None:
         for name in ("messages", "new", "updated", "unchanged", "quarantined", "media_linked"):
@@ -183,7 +212,9 @@ async def _chunks(chunks: Sequence[bytes]) -> AsyncIterator[bytes]:
         yield chunk
 
 
-async def confirmed_duplicates(conn: asyncpg.Connection, result: BatchResult) -> bytearray:
+async def confirmed_duplicates(
+    conn: asyncpg.Connection, result: BatchResult, *, everything: bool = False
+) -> bytearray:
     """Verify the rows the Bloom filter could not prove new: one indexed query per chat.
 
     Returns a skip mask (1 = the same version is already stored). A Bloom false positive only
@@ -191,7 +222,7 @@ async def confirmed_duplicates(conn: asyncpg.Connection, result: BatchResult) ->
     """
     skip = bytearray(len(result))
     by_chat: dict[int, list[tuple[int, int, int | None]]] = {}
-    for index, chat_id, message_id, edit_date in result.maybe_seen():
+    for index, chat_id, message_id, edit_date in result.maybe_seen(everything):
         by_chat.setdefault(chat_id, []).append((index, message_id, edit_date))
     for chat_id, rows in by_chat.items():
         stored = {
@@ -212,32 +243,34 @@ async def confirmed_duplicates(conn: asyncpg.Connection, result: BatchResult) ->
 async def commit_batch(conn: asyncpg.Connection, work: BatchWork) -> BatchCounts:
     """Write one batch atomically; returns what changed."""
     counts = BatchCounts(messages=len(work.batch))
+    result = work.result
+    digest = hashlib.sha256()
     async with conn.transaction():
-        await conn.execute(STAGING_DDL)
         batch_id = await conn.fetchval("SELECT nextval('ingest_batches_batch_id_seq')")
         counts.batch_id = batch_id
-        # Without a filter every row counts as "maybe seen" and is verified the same way.
-        skip = await confirmed_duplicates(conn, work.result)
-        chunks, written = work.result.copy_chunks(skip=bytes(skip))
-        digest = hashlib.sha256()
-        for chunk in chunks:
-            digest.update(chunk)
-        if written:
-            await conn.copy_to_table(
-                STAGING, source=_chunks(chunks), columns=_COLS, format="binary"
-            )
-            # Always: even a stale Bloom filter must not put a message in a second partition.
-            await conn.execute(_CANONICAL_DATE_SQL)
-            row = await conn.fetchrow(_KEYS_SQL)
-            counts.new, counts.updated = row["new"], row["updated"]
-            if counts.updated or len(work.result.maybe_seen()) > sum(skip):
-                # Some rows exist in another version: keep the history of edits.
-                await conn.execute(_VERSIONS_SQL, batch_id)
-            await conn.execute(_UPSERT_SQL, batch_id)
+        # Fast path: the replay filter proved every row new and no message repeats, so keys
+        # and rows are COPYed straight into their tables. A stale filter can only make the key
+        # COPY hit the unique index; then the savepoint rolls back and the careful path runs.
+        stale = not work.trust_filter
+        fast = (
+            not stale
+            and len(result) > 0
+            and not result.maybe_seen()
+            and not result.has_duplicate_keys
+        )
+        if fast:
+            try:
+                async with conn.transaction():
+                    counts.new = await _copy_new(conn, result, batch_id, digest)
+            except asyncpg.UniqueViolationError:
+                stale, fast, digest = True, False, hashlib.sha256()
+        if not fast:
+            counts.new, counts.updated = await _merge(conn, result, batch_id, digest, stale)
+        counts.stale_filter = stale
         counts.unchanged = counts.messages - counts.new - counts.updated
         rejected = [
             QuarantineRow(error=f"not stored: {reason}", chat_id=c, message_id=m)
-            for _, c, m, reason in work.result.rejected
+            for _, c, m, reason in result.rejected
         ]
         counts.unchanged -= len(rejected)
         quarantine = work.quarantine + rejected
@@ -265,6 +298,61 @@ async def commit_batch(conn: asyncpg.Connection, work: BatchWork) -> BatchCounts
             work.started_at,
         )
     return counts
+
+
+def _hashed(chunks: list[bytes], digest: hashlib._Hash) -> list[bytes]:
+    for chunk in chunks:
+        digest.update(chunk)
+    return chunks
+
+
+async def _copy_new(
+    conn: asyncpg.Connection, result: BatchResult, batch_id: int, digest: hashlib._Hash
+) -> int:
+    """All rows new: COPY keys, COPY rows, add the daily counts. Returns rows written."""
+    await conn.copy_to_table(
+        "message_keys",
+        source=_chunks(result.keys_copy_chunks()),
+        columns=_KEY_COLS,
+        format="binary",
+    )
+    chunks, written = result.copy_chunks(batch_id=batch_id)
+    await conn.copy_to_table(
+        "messages", source=_chunks(_hashed(chunks, digest)), columns=_COLS, format="binary"
+    )
+    daily = result.daily_counts()
+    await conn.execute(_DAILY_SQL, *(list(col) for col in zip(*daily, strict=True)))
+    return written
+
+
+async def _merge(
+    conn: asyncpg.Connection,
+    result: BatchResult,
+    batch_id: int,
+    digest: hashlib._Hash,
+    stale_filter: bool,
+) -> tuple[int, int]:
+    """The careful path: verify, stage, then merge keys, versions and rows. (new, updated)"""
+    # Without a filter every row counts as "maybe seen" and is verified the same way; after
+    # the filter was caught wrong, every row is.
+    skip = await confirmed_duplicates(conn, result, everything=stale_filter)
+    chunks, written = result.copy_chunks(skip=bytes(skip), batch_id=batch_id)
+    if not written:
+        return 0, 0
+    await conn.execute(STAGING_DDL)
+    await conn.copy_to_table(
+        STAGING, source=_chunks(_hashed(chunks, digest)), columns=_COLS, format="binary"
+    )
+    duplicates = result.has_duplicate_keys
+    row = await conn.fetchrow(KEYS_SQL[duplicates])
+    new, updated = row["new"], row["updated"]
+    if new == written and not duplicates:
+        await conn.execute(_INSERT_NEW_SQL)
+    else:
+        # Some rows exist in another version: keep the history of edits.
+        await conn.execute(_VERSIONS_SQL, batch_id)
+        await conn.execute(_UPSERT_SQL)
+    return new, updated
 
 
 async def record_failed_batch(

@@ -71,7 +71,6 @@ CREATE TABLE messages (
 CREATE TABLE messages_default PARTITION OF messages DEFAULT;
 
 CREATE INDEX messages_search ON messages USING gin (search);
-CREATE INDEX messages_chat_date ON messages (chat_id, date);
 
 -- Every prior version of an edited message (newest edit_date wins in messages).
 CREATE TABLE message_versions (
