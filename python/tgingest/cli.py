@@ -11,6 +11,7 @@ import asyncio
 import datetime as dt
 import json
 import logging
+import re
 import sys
 import textwrap
 from collections.abc import Awaitable, Callable
@@ -440,10 +441,11 @@ async def cmd_db(args: argparse.Namespace, settings: Settings) -> int:
             f"[bold]size[/]: {info['size_bytes'] / 2**20:,.1f} MiB; migrations: "
             + ", ".join(f"{v:04d}_{n}" for v, n in info["migrations"])
         )
-        table = Table("partition", "range", "rows (approx.)", "size")
+        table = Table("partition", "from", "to", "rows", "size")
         for p in info["partitions"]:
+            bounds = re.findall(r"'(\d{4}-\d{2}-\d{2})", p["bound"]) or ["default", ""]
             table.add_row(
-                p["name"], p["bound"], f"{p['approx_rows']:,}", f"{p['bytes'] / 2**20:,.1f} MiB"
+                p["name"], *bounds[:2], f"{p['approx_rows']:,}", f"{p['bytes'] / 2**20:,.1f} MiB"
             )
         console.print(table)
         for name, count in info["tables"].items():

@@ -7,6 +7,7 @@ tgingest process using it exits; the code path after connecting is the same as f
 from __future__ import annotations
 
 import asyncio
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -16,7 +17,10 @@ from tgingest.errors import DatabaseError
 async def start_embedded(pgdata: Path) -> tuple[str, Any]:
     """Start (or attach to) the server in `pgdata`; returns (dsn, handle kept alive)."""
     try:
-        import pgserver
+        with warnings.catch_warnings():
+            # platformdirs warns when XDG_RUNTIME_DIR is unset (servers, CI); it falls back fine.
+            warnings.simplefilter("ignore")
+            import pgserver
     except ImportError as e:  # pragma: no cover - pgserver is a hard dependency
         raise DatabaseError(
             "no TGINGEST_DSN is set and the embedded PostgreSQL (pgserver) is not installed"
@@ -25,7 +29,10 @@ async def start_embedded(pgdata: Path) -> tuple[str, Any]:
     def start() -> Any:
         pgdata.mkdir(parents=True, exist_ok=True)
         pgdata.chmod(0o700)
-        return pgserver.get_server(pgdata, cleanup_mode="stop")
+        with warnings.catch_warnings():
+            # platformdirs warns when XDG_RUNTIME_DIR is unset (servers, CI); it falls back fine.
+            warnings.simplefilter("ignore")
+            return pgserver.get_server(pgdata, cleanup_mode="stop")
 
     try:
         server = await asyncio.to_thread(start)

@@ -62,7 +62,8 @@ WITH s AS ({staging}), k AS (
     INSERT INTO chat_daily_stats AS d (chat_id, day, messages, media)
     SELECT k.chat_id, (k.date AT TIME ZONE 'UTC')::date, count(*), count(s.media_type)
     FROM k JOIN s USING (chat_id, message_id)
-    WHERE k.inserted GROUP BY 1, 2 ORDER BY 1, 2  -- one lock order: concurrent batches never deadlock
+    WHERE k.inserted
+    GROUP BY 1, 2 ORDER BY 1, 2  -- one lock order: concurrent batches never deadlock
     ON CONFLICT (chat_id, day) DO UPDATE SET
         messages = d.messages + excluded.messages, media = d.media + excluded.media
 )
@@ -75,11 +76,15 @@ _KEY_COLUMNS = "chat_id, message_id, date, edit_date, media_type"
 # Most batches hold each message once: then no sort is needed (a wide sort spills to disk).
 KEYS_SQL = {
     True: _KEYS_SQL.format(
-        staging=_NEWEST_PER_KEY.format(columns=_KEY_COLUMNS), table=STAGING,
-        newer=_NEWER.format(a="excluded", b="k")),
+        staging=_NEWEST_PER_KEY.format(columns=_KEY_COLUMNS),
+        table=STAGING,
+        newer=_NEWER.format(a="excluded", b="k"),
+    ),
     False: _KEYS_SQL.format(
-        staging=f"SELECT {_KEY_COLUMNS} FROM {STAGING}", table=STAGING,
-        newer=_NEWER.format(a="excluded", b="k")),
+        staging=f"SELECT {_KEY_COLUMNS} FROM {STAGING}",
+        table=STAGING,
+        newer=_NEWER.format(a="excluded", b="k"),
+    ),
 }
 
 # Prior versions: the stored row when a newer edit arrives, the arriving row when it is older.
