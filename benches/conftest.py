@@ -8,15 +8,13 @@ from __future__ import annotations
 import os
 import platform
 import statistics
-import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
-
-sys.path.insert(0, str(Path(__file__).parent))
 
 RESULTS: list[Row] = []
 TABLE_START = "<!-- bench-table:start -->"
@@ -87,7 +85,7 @@ def record() -> Callable[..., Row]:
         *,
         higher_is_better: bool = False,
     ) -> Row:
-        row = Row(bench, ours, baseline, unit, target, note, higher_is_better)
+        row = Row(bench, float(ours), float(baseline), unit, target, note, higher_is_better)
         RESULTS.append(row)
         print(
             f"\n{bench}: ours {ours:.4g} {unit}, baseline {baseline:.4g} {unit}, "
@@ -98,9 +96,7 @@ def record() -> Callable[..., Row]:
     return add
 
 
-def pytest_sessionfinish(session: pytest.Session) -> None:
-    if not session.config.getoption("--bench-write-table", default=False) or not RESULTS:
-        return
+def _table() -> list[str]:
     lines = [
         f"Measured {time.strftime('%Y-%m-%d')} on {platform.machine()}, {os.cpu_count()} cores, "
         f"Python {platform.python_version()}; medians; ratio = how many times better tgingest is.",
@@ -113,9 +109,22 @@ def pytest_sessionfinish(session: pytest.Session) -> None:
             f"| {r.bench} | {r.ours:.4g} {r.unit} | {r.baseline:.4g} {r.unit} | "
             f"{r.ratio:.2f}x | {r.target} | {r.note} |"
         )
+    return lines
+
+
+def pytest_terminal_summary(terminalreporter: Any) -> None:
+    if RESULTS:
+        terminalreporter.write_sep("-", "tgingest vs baselines (same run)")
+        for line in _table():
+            terminalreporter.write_line(line)
+
+
+def pytest_sessionfinish(session: pytest.Session) -> None:
+    if not session.config.getoption("--bench-write-table", default=False) or not RESULTS:
+        return
     readme = Path(__file__).parent / "README.md"
     text = readme.read_text()
     start, end = text.index(TABLE_START), text.index(TABLE_END)
     readme.write_text(
-        text[: start + len(TABLE_START)] + "\n" + "\n".join(lines) + "\n" + text[end:]
+        text[: start + len(TABLE_START)] + "\n" + "\n".join(_table()) + "\n" + text[end:]
     )

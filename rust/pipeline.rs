@@ -159,11 +159,7 @@ pub fn process(batch: &[RawMessage], bloom: Option<&BloomFilter>) -> Vec<Process
             ProcessedRow {
                 digest: hash::content_digest(&key),
                 simhash: hash::simhash(builder.iter().map(|(l, _)| l)),
-                version_key: hash::version_key(
-                    m.chat_id,
-                    m.message_id,
-                    m.edit_date.unwrap_or(0),
-                ),
+                version_key: hash::version_key(m.chat_id, m.message_id, m.edit_date.unwrap_or(0)),
                 tsvector: tsvector_bytes(&builder),
                 new: false,
                 rejected: check_json(m),
@@ -230,9 +226,13 @@ fn kept<'a>(
     rows: &'a [ProcessedRow],
     skip: Option<&'a [bool]>,
 ) -> impl Iterator<Item = (usize, (&'a RawMessage, &'a ProcessedRow))> + 'a {
-    batch.iter().zip(rows).enumerate().filter(move |(i, (_, p))| {
-        p.rejected.is_none() && !skip.is_some_and(|s| s.get(*i).copied().unwrap_or(false))
-    })
+    batch
+        .iter()
+        .zip(rows)
+        .enumerate()
+        .filter(move |(i, (_, p))| {
+            p.rejected.is_none() && !skip.is_some_and(|s| s.get(*i).copied().unwrap_or(false))
+        })
 }
 
 /// Encode the staging COPY stream (also the exact row layout of `messages`), leaving out
@@ -369,5 +369,113 @@ fn opt_jsonb(w: &mut CopyWriter, v: Option<&str>) -> std::result::Result<(), Str
             w.null();
             Ok(())
         }
+    }
+}
+
+/// Civil (year, month) of a Unix timestamp in UTC (Howard Hinnant's days-from-civil inverse).
+pub fn year_month(unix: i64) -> (i32, u32) {
+    let days = unix.div_euclid(86_400);
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    (year as i32, month as u32)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::tokenize;
+
+    fn batch() -> Vec<RawMessage> {
+        let mut b = vec![
+            RawMessage::text(
+                -1001,
+                1,
+                1_700_000_000,
+                "Hello #World https://T.me/x?utm_source=a",
+            ),
+            RawMessage::text(-1001, 2, 1_700_086_400, "我们讨论数据库"),
+            RawMessage::text(-1001, 3, 1_700_086_500, "nul \0 inside"),
+        ];
+        b[2].media_type = Some("photo".into());
+        b
+    }
+
+    #[test]
+    fn months_are_utc_civil_months() {
+        assert_eq!(year_month(0), (1970, 1));
+        assert_eq!(year_month(-1), (1969, 12));
+        assert_eq!(year_month(951_782_399), (2000, 2)); // 2000-02-28 23:59:59
+        assert_eq!(year_month(951_868_800), (2000, 3)); // 2000-03-01 00:00:00 (leap year)
+        assert_eq!(year_month(1_709_251_199), (2024, 2)); // 2024-02-29 23:59:59
+    }
+
+    #[test]
+    fn tsvector_bytes_match_the_checked_encoder() {
+        // The hot path lays tsvectors out itself; pgcopy's validating encoder must agree.
+        for m in batch() {
+            let mut builder = TsVectorBuilder::new();
+            builder.build(&m.text);
+            let mut w = CopyWriter::new(1 << 20);
+            w.begin_row(1);
+            w.tsvector(&tokenize::tsvector_lexemes(&m.text)).unwrap();
+            let mut v = CopyWriter::new(1 << 20);
+            v.begin_row(1);
+            v.bytea(&tsvector_bytes(&builder));
+            assert_eq!(w.finish(), v.finish());
+        }
+    }
+
+    #[test]
+    fn same_content_same_digest_and_bloom_flags() {
+        let mut b = batch();
+        b.push(RawMessage::text(
+            -1002,
+            9,
+            1,
+            "Hello  #World https://t.me/x",
+        ));
+        let bloom = BloomFilter::new(1000, 0.001).unwrap();
+        let rows = process(&b, Some(&bloom));
+        assert_eq!(rows[0].digest, rows[3].digest);
+        assert_ne!(rows[0].digest, rows[1].digest);
+        assert!(rows.iter().all(|r| r.new));
+        let again = process(&b, Some(&bloom));
+        assert!(again.iter().all(|r| !r.new));
+    }
+
+    #[test]
+    fn rejected_json_stays_out_of_the_stream() {
+        let mut b = batch();
+        b[1].extra = Some("{not json".into());
+        b[0].extra = Some(r#"{"a": "\u0000"}"#.into());
+        let rows = process(&b, None);
+        assert!(rows[1].rejected.as_deref().unwrap().contains("extra"));
+        assert!(rows[0].rejected.is_none());
+        let (_, written) = encode_staging(&b, &rows, None, Some(7), 1 << 20).unwrap();
+        assert_eq!(written, 2);
+        let (_, written) =
+            encode_staging(&b, &rows, Some(&[true, false, false]), None, 64).unwrap();
+        assert_eq!(written, 1);
+    }
+
+    #[test]
+    fn keys_and_daily_counts_cover_the_same_rows() {
+        let b = batch();
+        let rows = process(&b, None);
+        let skip = [false, true, false];
+        let counts = daily_counts(&b, &rows, Some(&skip));
+        // 1_700_000_000 is day 19675; message 3 is the next day and has media.
+        assert_eq!(counts, vec![(-1001, 19675, 1, 0), (-1001, 19676, 1, 1)]);
+        let keys: Vec<u8> = encode_keys(&b, &rows, Some(&skip), 1 << 20)
+            .unwrap()
+            .concat();
+        // header 19 bytes, 2 rows of (2 + 4+8 + 4+8 + 4+8 + 4) bytes, trailer 2.
+        assert_eq!(keys.len(), 19 + 2 * 42 + 2);
     }
 }

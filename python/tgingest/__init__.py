@@ -1,53 +1,14 @@
 """tgingest: a Telegram message warehouse with a Rust hot path.
 
-The batch functions and classes below come from the Rust core (``tgingest._core``); the rest of
-the package (PostgreSQL store, export import, CLI) is built on them.
+The batch functions and classes come from the Rust core (``tgingest._core``, typed in
+``_core.pyi``) and are re-exported here as they are; the rest of the package (PostgreSQL store,
+export import, CLI) is built on them.
 """
 
 from __future__ import annotations
 
-from tgingest._core import (
-    KEY_COLUMNS,
-    STAGING_COLUMNS,
-    AgingBloomFilter,
-    BatchResult,
-    BloomFilter,
-    CopyEncoder,
-    ExportReader,
-    RawBatch,
-    __version__,
-    content_hashes,
-    content_keys,
-    normalize,
-    process_batch,
-    query_tsquery,
-    search_tokens,
-    sha256_bytes,
-    sha256_files,
-    simhashes,
-    version_keys,
-)
+from tgingest import _core
+from tgingest._core import *  # noqa: F403  (the core's own __all__ is the public list)
 from tgingest.errors import TgIngestError
 
-__all__ = [
-    "KEY_COLUMNS",
-    "STAGING_COLUMNS",
-    "AgingBloomFilter",
-    "BatchResult",
-    "BloomFilter",
-    "CopyEncoder",
-    "ExportReader",
-    "RawBatch",
-    "TgIngestError",
-    "__version__",
-    "content_hashes",
-    "content_keys",
-    "normalize",
-    "process_batch",
-    "query_tsquery",
-    "search_tokens",
-    "sha256_bytes",
-    "sha256_files",
-    "simhashes",
-    "version_keys",
-]
+__all__ = [*_core.__all__, "TgIngestError"]

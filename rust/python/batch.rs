@@ -219,8 +219,11 @@ impl RawBatch {
     /// Distinct (year, month) of the messages' UTC dates: the partitions this batch needs.
     #[getter]
     fn months(&self) -> Vec<(i32, u32)> {
-        let mut months: Vec<(i32, u32)> =
-            self.messages.iter().map(|m| year_month(m.date)).collect();
+        let mut months: Vec<(i32, u32)> = self
+            .messages
+            .iter()
+            .map(|m| pipeline::year_month(m.date))
+            .collect();
         months.sort_unstable();
         months.dedup();
         months
@@ -241,20 +244,6 @@ impl RawBatch {
         ids.dedup();
         ids
     }
-}
-
-/// Civil (year, month) of a Unix timestamp in UTC (Howard Hinnant's days-from-civil inverse).
-fn year_month(unix: i64) -> (i32, u32) {
-    let days = unix.div_euclid(86_400);
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 };
-    let year = yoe + era * 400 + i64::from(month <= 2);
-    (year as i32, month as u32)
 }
 
 /// The hot path's output for one batch: flags and digests as buffers, COPY encoded on demand.
