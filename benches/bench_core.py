@@ -167,6 +167,8 @@ async def test_copy_encode(conn: asyncpg.Connection, full, record, benchmark) ->
 
 
 def test_content_hashing(full, record, benchmark) -> None:
+    """The same work on both sides: content key (normalize, canonical URLs, folded mentions)
+    then a 128-bit XXH3 digest per message."""
     n = _size(full, 20_000, 200_000)
     texts = corpus(n)
 
@@ -174,17 +176,19 @@ def test_content_hashing(full, record, benchmark) -> None:
         return tgingest.content_hashes(texts)
 
     def theirs() -> list[bytes]:
-        return [xxhash.xxh3_128_digest(t.encode()) for t in texts]
+        return [baseline.content_hash(t) for t in texts]
 
     repeat = 7 if full else 3
     a, b = cpu_median(ours, repeat), cpu_median(theirs, repeat)
     assert len(ours()) == 16 * n
+    plain = tgingest.content_hashes(["plain ascii text"])
+    assert plain == xxhash.xxh3_128_digest(b"plain ascii text")
     record(
-        "content hash (normalize + URL/mention canonical key + XXH3-128)",
+        "content hash (content key + XXH3-128)",
         a / n * 1e9,
         b / n * 1e9,
         "ns/msg",
         ">= 4x",
-        f"{n:,} msgs vs Python loop over xxhash (raw bytes)",
+        f"{n:,} msgs vs a Python loop (unicodedata + re + xxhash) doing the same",
     )
     benchmark(ours)

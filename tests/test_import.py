@@ -226,3 +226,21 @@ async def test_a_key_keeps_its_partition_when_a_source_disagrees_on_date(
     assert summary.counts.updated == 1
     rows = await conn.fetch("SELECT date, text FROM messages WHERE message_id = $1", msg["id"])
     assert [(r["date"], r["text"]) for r in rows] == [(original, "v2")]
+
+
+async def test_search_ranks_the_most_recent_window(settings, conn, tmp_path) -> None:
+    from tgingest.store import queries
+
+    await import_export(
+        settings, write_export(tmp_path / "w", messages_per_chat=3000, with_media=False)
+    )
+    all_dates = [
+        r["date"]
+        for r in await conn.fetch(
+            "SELECT date FROM messages WHERE text LIKE '%数据库%' ORDER BY date DESC"
+        )
+    ]
+    assert len(all_dates) > 20
+    rows = await queries.search(conn, "数据库", limit=50, window=10)
+    assert len(rows) == 10
+    assert min(r["date"] for r in rows) >= all_dates[9]

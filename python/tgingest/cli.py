@@ -110,6 +110,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--since", type=_date, help="only messages on or after this date (UTC)")
     p.add_argument("--limit", type=int, default=20, help="results per page (default 20)")
     p.add_argument("--after", help="cursor printed at the end of the previous page")
+    p.add_argument(
+        "--window",
+        type=int,
+        default=queries.SEARCH_WINDOW,
+        help="rank this many most recent matches (default %(default)s; use --since or "
+        "--chat to reach further back quickly)",
+    )
     p.add_argument("--json", action="store_true", help="print JSON lines")
 
     p = add(
@@ -309,7 +316,13 @@ async def cmd_search(args: argparse.Namespace, settings: Settings) -> int:
     async def run(db: Database) -> int:
         async with db.pool.acquire() as conn:
             rows = await queries.search(
-                conn, args.query, chat_id=args.chat, since=args.since, limit=args.limit, after=after
+                conn,
+                args.query,
+                chat_id=args.chat,
+                since=args.since,
+                limit=args.limit,
+                after=after,
+                window=args.window,
             )
         for r in rows:
             if args.json:
