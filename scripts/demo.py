@@ -1,7 +1,7 @@
 """`make demo`: from nothing to a search result.
 
-Generates the sample export (examples/sample_export, made by tgingest.samples with a fixed
-seed), imports it into PostgreSQL (TGINGEST_DSN, or the embedded server under
+Imports the sample export shipped in examples/sample_export (made by tgingest.samples with a
+fixed seed; regenerated if missing) into PostgreSQL (TGINGEST_DSN, or the embedded server under
 .tgingest-data/ in this checkout), then shows a Chinese search, a Russian search, a timeline
 page and the stats.
 """
@@ -28,7 +28,7 @@ def main() -> None:
 
     os.environ.setdefault("TGINGEST_DATA_DIR", str(ROOT / ".tgingest-data"))
     if not (EXAMPLE / "result.json").exists():
-        write_export(EXAMPLE, messages_per_chat=2000, chats=3, layout="account")
+        write_export(EXAMPLE, messages_per_chat=700, chats=3, layout="account")
         print(f"wrote the sample export to {EXAMPLE.relative_to(ROOT)}/")
     run("import", str(EXAMPLE))
     run("search", "数据库", "--limit", "5")

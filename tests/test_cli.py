@@ -98,3 +98,21 @@ def test_help_has_examples() -> None:
         check=True,
     )
     assert "examples:" in proc.stdout and "--tz" in proc.stdout
+
+
+def test_dsn_password_never_printed(tmp_path) -> None:
+    env = {
+        **os.environ,
+        "TGINGEST_DSN": "postgresql://someone:S3NTINEL-PASSWORD@127.0.0.1:1/nowhere",
+        "TGINGEST_DATA_DIR": str(tmp_path),
+    }
+    proc = subprocess.run(
+        [sys.executable, "-m", "tgingest.cli", "-v", "db", "info"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert proc.returncode == 1
+    assert "cannot connect" in proc.stderr
+    assert "S3NTINEL" not in proc.stderr + proc.stdout

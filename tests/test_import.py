@@ -244,3 +244,34 @@ async def test_search_ranks_the_most_recent_window(settings, conn, tmp_path) -> 
     rows = await queries.search(conn, "数据库", limit=50, window=10)
     assert len(rows) == 10
     assert min(r["date"] for r in rows) >= all_dates[9]
+
+
+async def test_lineage_checkpoints_and_profile_history(settings, conn, tmp_path) -> None:
+    path = write_export(tmp_path / "p", messages_per_chat=300, with_media=False)
+    await import_export(settings, path, batch_size=100)
+    data = json.loads(path.read_text())
+    batches = await conn.fetch("SELECT * FROM ingest_batches ORDER BY batch_id")
+    assert [b["n_messages"] for b in batches] == [100, 100, 100]
+    assert all(b["status"] == "committed" and len(b["sha256"]) == 32 for b in batches)
+    assert sum(b["n_new"] for b in batches) == 300
+    cp = await conn.fetchrow("SELECT * FROM checkpoints WHERE source = 'export'")
+    assert cp["max_message_id"] == 300 and cp["byte_offset"] > 0
+    # A sender renamed in a later export: the current name changes, the old one is history.
+    sender = next(m for m in data["messages"] if m.get("from_id"))
+    user_id, old_name = int(sender["from_id"][4:]), sender["from"]
+    for m in data["messages"]:
+        if m.get("from_id") == sender["from_id"]:
+            m["from"] = "Renamed Person"
+    path.write_text(json.dumps(data, ensure_ascii=False))
+    await import_export(settings, path)
+    assert (
+        await conn.fetchval("SELECT display_name FROM users WHERE user_id = $1", user_id)
+        == "Renamed Person"
+    )
+    names = {
+        r["display_name"]
+        for r in await conn.fetch(
+            "SELECT display_name FROM user_profiles WHERE user_id = $1", user_id
+        )
+    }
+    assert names == {old_name, "Renamed Person"}
