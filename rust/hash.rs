@@ -34,18 +34,57 @@ pub fn content_digest(key: &str) -> [u8; 16] {
 
 /// 64-bit SimHash over tokens (each token's XXH3-64, weight 1); empty input gives 0.
 pub fn simhash<'a, I: IntoIterator<Item = &'a str>>(tokens: I) -> u64 {
-    let mut votes = [0i64; 64];
+    // Bit-sliced votes: each byte of a token's hash adds SPREAD[byte] (its 8 bits spread into
+    // 8 one-byte counters) to one packed u64, so a token costs 8 adds instead of 64. Packed
+    // counters are flushed to wide ones before a byte could overflow (255 tokens).
+    let mut wide = [0u32; 64];
+    let mut packed = [0u64; 8];
+    let (mut n, mut pending) = (0u32, 0u32);
     for token in tokens {
         let h = xxh3_64(token.as_bytes());
-        for (bit, vote) in votes.iter_mut().enumerate() {
-            // Branch-free +1 / -1: 2 * bit - 1.
-            *vote += (((h >> bit) & 1) as i64) * 2 - 1;
+        for (i, lane) in packed.iter_mut().enumerate() {
+            *lane += SPREAD[((h >> (8 * i)) & 0xff) as usize];
+        }
+        n += 1;
+        pending += 1;
+        if pending == 255 {
+            flush(&mut packed, &mut wide);
+            pending = 0;
         }
     }
-    votes
-        .iter()
-        .enumerate()
-        .fold(0u64, |acc, (bit, &v)| acc | (u64::from(v > 0) << bit))
+    flush(&mut packed, &mut wide);
+    // A bit is set when its +1/-1 vote total is positive: 2 * ones > tokens.
+    wide.iter().enumerate().fold(0u64, |acc, (bit, &ones)| {
+        acc | (u64::from(2 * u64::from(ones) > u64::from(n)) << bit)
+    })
+}
+
+/// SPREAD[b] has byte j set to 1 exactly when bit j of b is set.
+static SPREAD: [u64; 256] = spread_table();
+
+const fn spread_table() -> [u64; 256] {
+    let mut table = [0u64; 256];
+    let mut b = 0;
+    while b < 256 {
+        let mut j = 0;
+        while j < 8 {
+            if (b >> j) & 1 == 1 {
+                table[b] |= 1u64 << (8 * j);
+            }
+            j += 1;
+        }
+        b += 1;
+    }
+    table
+}
+
+fn flush(packed: &mut [u64; 8], wide: &mut [u32; 64]) {
+    for (i, lane) in packed.iter_mut().enumerate() {
+        for j in 0..8 {
+            wide[8 * i + j] += ((*lane >> (8 * j)) & 0xff) as u32;
+        }
+        *lane = 0;
+    }
 }
 
 /// Number of differing bits between two SimHashes.
@@ -106,6 +145,30 @@ pub fn hex(bytes: &[u8]) -> String {
 
 #[cfg(test)]
 mod tests {
+    /// The plain +1/-1 vote loop the bit-sliced version must equal.
+    fn simhash_reference(tokens: &[String]) -> u64 {
+        let mut votes = [0i64; 64];
+        for t in tokens {
+            let h = xxh3_64(t.as_bytes());
+            for (bit, v) in votes.iter_mut().enumerate() {
+                *v += if (h >> bit) & 1 == 1 { 1 } else { -1 };
+            }
+        }
+        (0..64).fold(0, |acc, bit| acc | (u64::from(votes[bit] > 0) << bit))
+    }
+
+    #[test]
+    fn bit_sliced_simhash_equals_the_vote_loop_past_counter_flushes() {
+        for n in [0usize, 1, 2, 254, 255, 256, 511, 1000] {
+            let tokens: Vec<String> = (0..n).map(|i| format!("tok{}", i % 97)).collect();
+            assert_eq!(
+                simhash(tokens.iter().map(String::as_str)),
+                simhash_reference(&tokens),
+                "{n} tokens"
+            );
+        }
+    }
+
     use super::*;
     use proptest::prelude::*;
     use serde::Deserialize;

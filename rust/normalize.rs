@@ -162,9 +162,9 @@ impl Iterator for Cleaned<'_> {
     }
 }
 
-/// Stage 3: whitespace layout (see the module note).
-fn layout(chars: impl Iterator<Item = char>, capacity: usize) -> String {
-    let mut out = String::with_capacity(capacity);
+/// Stage 3: whitespace layout (see the module note), appended to `out`, which is empty or ends
+/// with a character other than a space or newline.
+fn layout(chars: impl Iterator<Item = char>, mut out: String) -> String {
     let mut space = false;
     let mut newlines = 0u8;
     for c in chars {
@@ -259,56 +259,83 @@ fn renormalize_tail(out: &mut String, from: usize, scratch: &mut String) {
     out.push_str(scratch);
 }
 
-/// True when [`normalize`] certainly returns `s` unchanged: one read-only pass, a bitmap test
-/// per common non-ASCII character, the NFKC quick check (as in UAX #15) for the rest.
-fn is_normal(s: &str) -> bool {
+/// `Ok` when [`normalize`] certainly returns `s` unchanged: one read-only pass, ASCII tested
+/// byte by byte, a bitmap test per common non-ASCII character, the NFKC quick check (as in
+/// UAX #15) for the rest. Otherwise `Err(done)`: `s[..done]` is unchanged by [`normalize`] and
+/// the rest can be normalized on its own, because `s[done]` is a stable character (NFKC may
+/// split before it), preceded by one that is not a space or newline (the layout has no pending
+/// whitespace there) and no CR (cleaning has no pending CRLF).
+fn check_normal(s: &str) -> Result<(), usize> {
     // Starting "after two newlines" rejects a leading space or newline.
-    let (mut prev, mut prev2) = ('\n', '\n');
+    let (mut prev, mut prev2) = (b'\n', b'\n');
     let mut last_cc = 0;
+    let mut done = 0;
     let stable = stable_bmp();
-    for c in s.chars() {
-        if c.is_ascii() {
-            let bad = match c {
-                '\n' => prev == ' ' || (prev == '\n' && prev2 == '\n'),
-                ' ' => prev == ' ' || prev == '\n',
-                '\0'..='\u{1F}' | '\u{7F}' => true,
+    let b = s.as_bytes();
+    let mut i = 0;
+    while let Some(&byte) = b.get(i) {
+        let at = i;
+        let is_stable = if byte.is_ascii() {
+            let bad = match byte {
+                b'\n' => prev == b' ' || (prev == b'\n' && prev2 == b'\n'),
+                b' ' => prev == b' ' || prev == b'\n',
+                0..=0x1F | 0x7F => true,
                 _ => false,
             };
             if bad {
-                return false;
+                return Err(done);
             }
             last_cc = 0;
-        } else if stable.contains(c) {
-            last_cc = 0;
+            i += 1;
+            true
         } else {
-            let cc = canonical_combining_class(c);
-            if is_stripped(c)
-                || c.is_whitespace()
-                || (cc != 0 && last_cc > cc)
-                || is_nfkc_quick(std::iter::once(c)) != IsNormalized::Yes
-            {
-                return false;
+            let c = s.get(i..).and_then(|r| r.chars().next()).ok_or(done)?;
+            i += c.len_utf8();
+            if stable.contains(c) {
+                last_cc = 0;
+                true
+            } else {
+                let cc = canonical_combining_class(c);
+                if is_stripped(c)
+                    || c.is_whitespace()
+                    || (cc != 0 && last_cc > cc)
+                    || is_nfkc_quick(std::iter::once(c)) != IsNormalized::Yes
+                {
+                    return Err(done);
+                }
+                last_cc = cc;
+                false
             }
-            last_cc = cc;
+        };
+        if is_stable && at > 0 && !matches!(prev, b' ' | b'\n') {
+            done = at;
         }
+        // Only spaces and newlines matter here: any other character stands for itself.
         prev2 = prev;
-        prev = c;
+        prev = if byte.is_ascii() { byte } else { 0x80 };
     }
-    !matches!(s.as_bytes().last(), Some(b' ' | b'\n'))
+    if matches!(b.last(), Some(b' ' | b'\n')) {
+        return Err(done);
+    }
+    Ok(())
 }
 
 /// Full normalization (idempotent): repair; strip controls (except `\n`, `\t`), zero-width and
 /// bidi controls; CR, CRLF, U+2028, U+2029 -> `\n`; NFKC; whitespace runs -> one space; no spaces
 /// at line edges; 3+ newlines -> 2; trimmed. Borrowed when the input is already normal.
 pub fn normalize(s: &str) -> Cow<'_, str> {
-    if is_normal(s) {
-        return Cow::Borrowed(s);
-    }
-    let out = if s.is_ascii() {
-        layout(Cleaned::new(s), s.len())
+    let done = match check_normal(s) {
+        Ok(()) => return Cow::Borrowed(s),
+        Err(done) => done,
+    };
+    // The normal head is copied whole; only the rest goes through the stages.
+    let (head, rest) = s.split_at(done);
+    let mut out = String::with_capacity(s.len() + s.len() / 4);
+    out.push_str(head);
+    let out = if rest.is_ascii() {
+        layout(Cleaned::new(rest), out)
     } else {
-        let nfkc = clean_nfkc(s);
-        layout(nfkc.chars(), nfkc.len())
+        layout(clean_nfkc(rest).chars(), out)
     };
     if out == s {
         Cow::Borrowed(s)
@@ -321,19 +348,27 @@ pub fn normalize(s: &str) -> Cow<'_, str> {
 /// ([`canonicalize_url`]; bare `t.me/...` and `www....` count as `https://`) and every @mention
 /// lower-cased; the rest keeps its case.
 pub fn content_key(s: &str) -> String {
-    let n = normalize(s);
+    content_key_normalized(&normalize(s)).into_owned()
+}
+
+/// [`content_key`] of text that is already the output of [`normalize`] (so the hot path can
+/// normalize once for the key and the search tokens); borrowed when no URL or mention changes.
+pub fn content_key_normalized(n: &str) -> Cow<'_, str> {
     let b = n.as_bytes();
-    let mut out = String::with_capacity(n.len());
+    let mut out = String::new();
     let (mut i, mut copied) = (0, 0);
     while let Some(&c) = b.get(i) {
-        if matches!(c, b'h' | b'H' | b't' | b'T' | b'w' | b'W' | b'@') {
-            if let Some(end) = url_at(&n, i) {
+        // After an ASCII letter or digit neither a URL nor a mention can start (`at_boundary`):
+        // this skips the URL test for nearly every `h`, `t` and `w` inside a word.
+        let inside_word = i > 0 && b[i - 1].is_ascii_alphanumeric();
+        if !inside_word && matches!(c, b'h' | b'H' | b't' | b'T' | b'w' | b'W' | b'@') {
+            if let Some(end) = url_at(n, i) {
                 out.push_str(n.get(copied..i).unwrap_or_default());
                 out.push_str(&canonicalize_url(n.get(i..end).unwrap_or_default()));
                 (i, copied) = (end, end);
                 continue;
             }
-            if c == b'@' && at_boundary(&n, i) {
+            if c == b'@' && at_boundary(n, i) {
                 let len = b[i + 1..]
                     .iter()
                     .take_while(|x| x.is_ascii_alphanumeric() || **x == b'_')
@@ -353,8 +388,11 @@ pub fn content_key(s: &str) -> String {
         }
         i += 1;
     }
+    if copied == 0 {
+        return Cow::Borrowed(n);
+    }
     out.push_str(n.get(copied..).unwrap_or_default());
-    out
+    Cow::Owned(out)
 }
 
 /// True when a URL or mention may start at byte `i` (not inside a word, host or path).
@@ -708,7 +746,7 @@ mod tests {
         assert_eq!(normalize(&n), n.as_ref(), "not idempotent for {s:?}");
         assert_eq!(matches!(n, Cow::Borrowed(_)), n == s);
         assert!(
-            is_normal(&n) || is_nfkc_quick(n.chars()) == IsNormalized::Maybe,
+            check_normal(&n).is_ok() || is_nfkc_quick(n.chars()) == IsNormalized::Maybe,
             "{n:?}"
         );
         assert!(!n.starts_with([' ', '\n']) && !n.ends_with([' ', '\n']));

@@ -321,6 +321,17 @@ impl CopyWriter {
         }
     }
 
+    /// Hand over the chunks filled so far, in order; `finish` then returns only the later ones.
+    /// For a caller that ships chunks while encoding, so the writer's next chunk can reuse the
+    /// memory just freed. Call between rows: rows handed over can no longer be aborted.
+    pub fn take_full_chunks(&mut self) -> Vec<Vec<u8>> {
+        if self.done.is_empty() {
+            return Vec::new();
+        }
+        self.row_start = None;
+        std::mem::take(&mut self.done)
+    }
+
     /// Rows begun so far (aborted rows excluded).
     pub fn rows(&self) -> usize {
         self.rows

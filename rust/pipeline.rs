@@ -154,8 +154,10 @@ pub fn process(batch: &[RawMessage], bloom: Option<&BloomFilter>) -> Vec<Process
     let mut rows: Vec<ProcessedRow> = batch
         .iter()
         .map(|m| {
-            let key = normalize::content_key(&m.text);
-            builder.build(&m.text);
+            // One normalization serves both the content key and the search tokens.
+            let norm = normalize::normalize(&m.text);
+            let key = normalize::content_key_normalized(&norm);
+            builder.build_normalized(&norm);
             ProcessedRow {
                 digest: hash::content_digest(&key),
                 simhash: hash::simhash(builder.iter().map(|(l, _)| l)),

@@ -29,7 +29,12 @@ use crate::normalize::{normalize, url_at, BmpSet};
 
 #[path = "tokenize/query.rs"]
 mod query;
+#[path = "tokenize/tsvector.rs"]
+mod tsvector;
+#[path = "tokenize/words.rs"]
+mod words;
 pub use query::query_to_tsquery;
+pub use tsvector::TsVectorBuilder;
 
 /// PostgreSQL's largest lexeme position; later positions are clamped to it.
 pub const MAX_POSITION: u16 = 16383;
@@ -71,103 +76,6 @@ pub fn tsvector_lexemes(text: &str) -> Vec<(String, Vec<u16>)> {
         .iter()
         .map(|(lexeme, positions)| (lexeme.to_owned(), positions.to_vec()))
         .collect()
-}
-
-/// [`tsvector_lexemes`] into reusable buffers: after warm-up, building one message's lexemes
-/// allocates nothing. Build, then read with [`TsVectorBuilder::iter`].
-#[derive(Debug, Default)]
-pub struct TsVectorBuilder {
-    form: String,
-    /// Every kept token's bytes, back to back.
-    arena: String,
-    /// (arena start, arena end, position) per token.
-    tokens: Vec<(usize, usize, u32)>,
-    /// (arena start, arena end, positions start, positions end) per lexeme, sorted.
-    lexemes: Vec<(usize, usize, usize, usize)>,
-    positions: Vec<u16>,
-}
-
-impl TsVectorBuilder {
-    pub fn new() -> Self {
-        Self::default()
-    }
-
-    /// Tokenizes `text`, replacing what the builder held before.
-    pub fn build(&mut self, text: &str) {
-        let Self {
-            form,
-            arena,
-            tokens,
-            lexemes,
-            positions,
-        } = self;
-        arena.clear();
-        tokens.clear();
-        lexemes.clear();
-        positions.clear();
-        let form = search_form_into(text, form);
-        scan(form, false, &mut 1, &mut |lexeme, pos, _| {
-            if lexeme.len() <= MAX_LEXEME_BYTES {
-                let start = arena.len();
-                arena.push_str(&lexeme);
-                tokens.push((start, arena.len(), pos));
-            }
-        });
-        let bytes = arena.as_bytes();
-        tokens.sort_unstable_by(|a, b| bytes[a.0..a.1].cmp(&bytes[b.0..b.1]).then(a.2.cmp(&b.2)));
-        let mut total = 0;
-        for &(start, end, pos) in tokens.iter() {
-            let pos = clamp(pos);
-            match lexemes.last_mut() {
-                Some(last) if bytes[last.0..last.1] == bytes[start..end] => {
-                    if positions.last() != Some(&pos) && last.3 - last.2 < MAX_POSITIONS_PER_LEXEME
-                    {
-                        positions.push(pos);
-                        last.3 += 1;
-                    }
-                }
-                _ => {
-                    total += end - start;
-                    lexemes.push((start, end, positions.len(), positions.len() + 1));
-                    positions.push(pos);
-                }
-            }
-        }
-        if total > MAX_TSVECTOR_BYTES {
-            // Rare: keep lexemes in order of first appearance until the budget runs out.
-            let mut order: Vec<usize> = (0..lexemes.len()).collect();
-            order.sort_by_key(|&i| (positions[lexemes[i].2], &bytes[lexemes[i].0..lexemes[i].1]));
-            let mut keep = vec![false; lexemes.len()];
-            let mut budget = 0;
-            for i in order {
-                budget += lexemes[i].1 - lexemes[i].0;
-                if budget > MAX_TSVECTOR_BYTES {
-                    break;
-                }
-                keep[i] = true;
-            }
-            let mut kept = keep.into_iter();
-            lexemes.retain(|_| kept.next().unwrap_or(false));
-        }
-    }
-
-    /// The lexemes of the last build, sorted by bytes, each with its ascending positions.
-    pub fn iter(&self) -> impl ExactSizeIterator<Item = (&str, &[u16])> + '_ {
-        self.lexemes.iter().map(|&(start, end, p, q)| {
-            (
-                self.arena.get(start..end).unwrap_or_default(),
-                self.positions.get(p..q).unwrap_or_default(),
-            )
-        })
-    }
-
-    pub fn len(&self) -> usize {
-        self.lexemes.len()
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.lexemes.is_empty()
-    }
 }
 
 fn clamp(pos: u32) -> u16 {
@@ -238,9 +146,9 @@ fn t2s_table() -> &'static [u16] {
 /// Normalized, lower-cased (`ς` -> `σ`), Han folded: the text every token is a slice of.
 fn search_form(text: &str) -> Cow<'_, str> {
     let n = normalize(text);
-    match n.char_indices().find(|&(_, c)| folds(c)) {
+    match first_fold(&n) {
         None => n,
-        Some((first, _)) => {
+        Some(first) => {
             let mut out = String::with_capacity(n.len() + 8);
             out.push_str(&n[..first]);
             fold_into(&n[first..], &mut out);
@@ -250,9 +158,14 @@ fn search_form(text: &str) -> Cow<'_, str> {
 }
 
 /// [`search_form`] using `buf` for storage when the form differs from `text`.
+#[cfg(test)]
 fn search_form_into<'a>(text: &'a str, buf: &'a mut String) -> &'a str {
-    let n = normalize(text);
-    let Some(first) = n.char_indices().find(|&(_, c)| folds(c)).map(|(i, _)| i) else {
+    fold_form_into(normalize(text), buf)
+}
+
+/// The search form of normalized text `n`, using `buf` for storage when it differs from `n`.
+fn fold_form_into<'a>(n: Cow<'a, str>, buf: &'a mut String) -> &'a str {
+    let Some(first) = first_fold(&n) else {
         return match n {
             Cow::Borrowed(n) => n,
             Cow::Owned(n) => {
@@ -267,28 +180,61 @@ fn search_form_into<'a>(text: &'a str, buf: &'a mut String) -> &'a str {
     buf
 }
 
-/// Appends the search form of `s` (already normalized), copying unchanged runs whole.
-fn fold_into(s: &str, out: &mut String) {
-    let mut run = 0;
-    for (i, c) in s.char_indices() {
-        if !folds(c) {
-            continue;
-        }
-        out.push_str(s.get(run..i).unwrap_or_default());
-        run = i + c.len_utf8();
-        if c.is_ascii() {
-            out.push(c.to_ascii_lowercase());
-        } else if let Some(simplified) = t2s(c) {
-            out.push(simplified);
-        } else if c == 'ς' {
-            out.push('σ');
-        } else {
-            for lower in c.to_lowercase() {
-                out.push(lower);
+/// The byte offset of the first character of `s` that [`folds`]. ASCII bytes are tested
+/// without decoding a `char` (most text is mostly ASCII).
+fn first_fold(s: &str) -> Option<usize> {
+    let b = s.as_bytes();
+    let mut i = 0;
+    while let Some(&byte) = b.get(i) {
+        if byte.is_ascii() {
+            if byte.is_ascii_uppercase() {
+                return Some(i);
             }
+            i += 1;
+        } else {
+            let c = s.get(i..)?.chars().next()?;
+            if folds(c) {
+                return Some(i);
+            }
+            i += c.len_utf8();
         }
     }
+    None
+}
+
+/// Appends the search form of `s` (already normalized), copying unchanged runs whole. ASCII is
+/// lower-cased in bulk at the end (`make_ascii_lowercase` on the appended bytes) instead of one
+/// character at a time; no folded character is an upper-case ASCII letter.
+fn fold_into(s: &str, out: &mut String) {
+    let base = out.len();
+    let b = s.as_bytes();
+    let (mut i, mut run) = (0, 0);
+    while let Some(&byte) = b.get(i) {
+        if byte.is_ascii() {
+            i += 1;
+            continue;
+        }
+        let Some(c) = s.get(i..).and_then(|r| r.chars().next()) else {
+            break;
+        };
+        let next = i + c.len_utf8();
+        if folds(c) {
+            out.push_str(s.get(run..i).unwrap_or_default());
+            run = next;
+            if let Some(simplified) = t2s(c) {
+                out.push(simplified);
+            } else if c == 'ς' {
+                out.push('σ');
+            } else {
+                out.extend(c.to_lowercase());
+            }
+        }
+        i = next;
+    }
     out.push_str(s.get(run..).unwrap_or_default());
+    if let Some(appended) = out.get_mut(base..) {
+        appended.make_ascii_lowercase();
+    }
 }
 
 /// Whether the search form changes `c` (a bitmap lookup for the BMP).
@@ -406,7 +352,7 @@ where
     E: FnMut(Cow<'s, str>, u32, Role),
 {
     let mut done = start;
-    for (offset, word) in s[start..end].unicode_word_indices() {
+    for (offset, word) in words::word_indices(&s[start..end]) {
         // A combining mark after a space makes UAX #29 glue the space to it: trim it off.
         let trimmed = word.trim_start_matches(char::is_whitespace);
         let at = start + offset + (word.len() - trimmed.len());

@@ -229,6 +229,28 @@ fn abort_row_drops_a_partial_row_across_chunks() {
 }
 
 #[test]
+fn chunks_taken_while_writing_are_the_same_stream() {
+    let build = |take: bool| {
+        let mut w = CopyWriter::new(16);
+        let mut chunks = Vec::new();
+        for i in 0..20 {
+            w.begin_row(2);
+            w.int8(i);
+            w.text("some text").unwrap();
+            if take {
+                chunks.extend(w.take_full_chunks());
+            }
+        }
+        assert_eq!(w.rows(), 20);
+        chunks.extend(w.finish());
+        chunks
+    };
+    let taken = build(true);
+    assert!(taken.len() > 1 && taken.iter().all(|c| !c.is_empty()));
+    assert_eq!(taken, build(false));
+}
+
+#[test]
 fn rejected_fields_write_nothing_even_across_chunks() {
     for chunk_size in [1, 16, 40, 1 << 20] {
         let mut w = CopyWriter::new(chunk_size);
