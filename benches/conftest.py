@@ -120,11 +120,16 @@ def pytest_terminal_summary(terminalreporter: Any) -> None:
 
 
 def pytest_sessionfinish(session: pytest.Session) -> None:
+    """Rewrite the table in benches/README.md and its copy in the top-level README."""
     if not session.config.getoption("--bench-write-table", default=False) or not RESULTS:
         return
-    readme = Path(__file__).parent / "README.md"
-    text = readme.read_text()
-    start, end = text.index(TABLE_START), text.index(TABLE_END)
-    readme.write_text(
-        text[: start + len(TABLE_START)] + "\n" + "\n".join(_table()) + "\n" + text[end:]
-    )
+    here = Path(__file__).parent
+    for readme, (start_mark, end_mark) in (
+        (here / "README.md", (TABLE_START, TABLE_END)),
+        (here.parent / "README.md", ("<!-- readme-bench:start -->", "<!-- readme-bench:end -->")),
+    ):
+        text = readme.read_text()
+        start, end = text.index(start_mark), text.index(end_mark)
+        readme.write_text(
+            text[: start + len(start_mark)] + "\n" + "\n".join(_table()) + "\n" + text[end:]
+        )
