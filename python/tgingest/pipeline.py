@@ -11,6 +11,7 @@ import datetime as dt
 import logging
 import time
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 from tgingest._core import BatchResult, RawBatch, process_batch, sha256_files
@@ -178,11 +179,19 @@ class Pipeline:
     ) -> ImportSummary:
         summary = ImportSummary(source_file=str(export.result_json))
         t0 = time.perf_counter()
-        queue: asyncio.Queue[_Prepared | BaseException | None] = asyncio.Queue(maxsize=2)
+        # One batch prepared ahead while one commits: enough to overlap client and server CPU,
+        # and memory stays a few batches whatever the export's size.
+        queue: asyncio.Queue[_Prepared | BaseException | None] = asyncio.Queue(maxsize=1)
+        # One dedicated thread (not the default pool): batches are allocated and freed by the
+        # same thread, so the allocator reuses one arena instead of growing several.
+        worker = ThreadPoolExecutor(max_workers=1, thread_name_prefix="tgingest-prepare")
+        loop = asyncio.get_running_loop()
 
         async def produce() -> None:
             try:
-                while prepared := await asyncio.to_thread(self._prepare, export, with_media):
+                while prepared := await loop.run_in_executor(
+                    worker, self._prepare, export, with_media
+                ):
                     await queue.put(prepared)
                 await queue.put(None)
             except Exception as e:  # delivered in order, after the batches before it commit
@@ -205,6 +214,7 @@ class Pipeline:
         finally:
             producer.cancel()
             await asyncio.gather(producer, return_exceptions=True)
+            worker.shutdown(wait=False)
             summary.bytes = export.bytes_read
             summary.seconds = time.perf_counter() - t0
         return summary
