@@ -13,11 +13,14 @@ from tgingest.samples import write_export
 
 pytestmark = [pytest.mark.pg, pytest.mark.slow]
 
+# VmHWM is the high-water mark of this process image alone. (ru_maxrss is not: Linux carries
+# the parent's peak across fork and exec, so it would report pytest's own size.)
 MEASURE = """
-import resource, sys
+import sys
 from tgingest.cli import main
 code = main(sys.argv[1:])
-print("PEAK_RSS_KB", resource.getrusage(resource.RUSAGE_SELF).ru_maxrss, file=sys.stderr)
+hwm = next(l for l in open("/proc/self/status") if l.startswith("VmHWM:"))
+print("PEAK_RSS_KB", hwm.split()[1], file=sys.stderr)
 sys.exit(code)
 """
 
@@ -41,5 +44,5 @@ def test_million_messages_with_bounded_memory(settings, tmp_path) -> None:
         f"{summary['messages_per_second']:,} msg/s"
     )
     assert summary["messages"] == 1_000_000 and summary["new"] == 1_000_000
-    assert peak < size / 2
-    assert peak < 300 * 2**20
+    assert peak < size / 3
+    assert peak < 200 * 2**20
