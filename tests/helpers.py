@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -46,3 +48,17 @@ async def commit_raw(settings: Settings, batch, source: str = "telethon") -> Bat
             await pipeline.aclose()
     finally:
         await db.aclose()
+
+
+def run_cli(env: dict[str, str], *args: str, check: bool = True) -> subprocess.CompletedProcess:
+    """`tgingest ARGS` in a subprocess with `env`, as a user runs it."""
+    proc = subprocess.run(
+        [sys.executable, "-m", "tgingest.cli", *args],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    if check and proc.returncode != 0:
+        raise AssertionError(f"exit {proc.returncode}: {proc.stderr}")
+    return proc

@@ -11,21 +11,14 @@ import pytest
 
 from tgingest.samples import write_export
 
+from helpers import run_cli
+
 pytestmark = pytest.mark.pg
 
 
 def _run(settings, *args: str, check: bool = True) -> subprocess.CompletedProcess:
     env = {**os.environ, "TGINGEST_DSN": settings.dsn, "TGINGEST_DATA_DIR": str(settings.data_dir)}
-    proc = subprocess.run(
-        [sys.executable, "-m", "tgingest.cli", *args],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
-    if check and proc.returncode != 0:
-        raise AssertionError(f"exit {proc.returncode}: {proc.stderr}")
-    return proc
+    return run_cli(env, *args, check=check)
 
 
 def test_import_search_timeline_stats_quarantine_db(settings, tmp_path) -> None:

@@ -5,10 +5,10 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
-import sys
 
 from tgingest.samples import write_export
+
+from helpers import run_cli
 
 
 def test_embedded_server_imports_and_reports_itself(tmp_path) -> None:
@@ -17,15 +17,7 @@ def test_embedded_server_imports_and_reports_itself(tmp_path) -> None:
     path = write_export(tmp_path / "exp", messages_per_chat=50, with_media=False)
 
     def run(*args: str) -> str:
-        proc = subprocess.run(
-            [sys.executable, "-m", "tgingest.cli", *args],
-            env=env,
-            capture_output=True,
-            text=True,
-            timeout=300,
-        )
-        assert proc.returncode == 0, proc.stderr
-        return proc.stdout
+        return run_cli(env, *args).stdout
 
     assert json.loads(run("import", str(path), "--json"))["new"] == 50
     info = json.loads(run("db", "info", "--json"))
