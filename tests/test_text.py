@@ -116,3 +116,15 @@ def test_sha256_files_and_bytes(tmp_path) -> None:
         tgingest.sha256_files([tmp_path / "missing"])
     assert isinstance(e.value, tgingest.TgIngestError)
     assert "missing" in str(e.value)
+
+
+def test_batch_functions_agree_with_the_fused_hot_path() -> None:
+    from array import array
+
+    texts = ["Hello #World https://T.me/x?utm_source=a", "我们讨论資料庫", "Встреча @Alice"]
+    batch = tgingest.RawBatch.from_columns(
+        chat_id=[1, 1, 1], message_id=[1, 2, 3], date=[0, 0, 0], text=texts
+    )
+    result = tgingest.process_batch(batch)
+    assert result.digests == tgingest.content_hashes(texts)
+    assert list(array("Q", result.simhashes)) == tgingest.simhashes(texts)

@@ -18,7 +18,7 @@ from tgingest._core import BatchResult, RawBatch, process_batch, sha256_files
 from tgingest.config import Settings
 from tgingest.errors import StorageIOError, UnsafePathError
 from tgingest.replay_filter import ReplayFilter
-from tgingest.sources.desktop import DesktopExport
+from tgingest.sources.desktop import DesktopExport, MediaFile
 from tgingest.store.database import Database
 from tgingest.store.media import MediaStore, safe_ext
 from tgingest.store.partitions import Partitions
@@ -58,15 +58,22 @@ class ImportSummary:
 
 
 @dataclass
+class _MediaWork:
+    """A batch's media files: rows and links to write, files refused, what was stored."""
+
+    rows: list[MediaRow] = field(default_factory=list)
+    links: list[MediaLink] = field(default_factory=list)
+    refused: list[QuarantineRow] = field(default_factory=list)
+    stored: int = 0
+    deduplicated: int = 0
+    missing: int = 0
+
+
+@dataclass
 class _Prepared:
     batch: RawBatch
     result: BatchResult
-    media: list[MediaRow]
-    links: list[MediaLink]
-    refused: list[QuarantineRow]
-    stored: int
-    deduplicated: int
-    missing: int
+    media: _MediaWork
     started_at: dt.datetime
 
 
@@ -112,50 +119,35 @@ class Pipeline:
             self.trust_filter = False
         return counts
 
-    def _prepare_media(self, export: DesktopExport, batch: RawBatch) -> tuple:
+    def _prepare_media(self, export: DesktopExport, batch: RawBatch) -> _MediaWork:
+        work = _MediaWork()
         files = export.media_files(batch)
-        refused = [
-            QuarantineRow(
-                error=f"media refused: {f.problem}",
-                raw=f.relative.encode("utf-8", "surrogatepass"),
-                chat_id=f.chat_id,
-                message_id=f.message_id,
-            )
-            for f in files
-            if f.path is None and f.problem and "missing" not in f.problem
-        ]
-        missing = sum(1 for f in files if f.path is None and f.problem and "missing" in f.problem)
-        present = [f for f in files if f.path is not None]
-        unique_paths = sorted({f.path for f in present if f.path is not None})
+        work.missing = sum(f.missing for f in files)
+        for f in files:
+            if f.refused:
+                work.refused.append(_media_quarantine(f, f"media refused: {f.refused}"))
+        present = [(f, f.path) for f in files if f.path is not None]
+        unique_paths = sorted({path for _, path in present})
         digests = dict(zip(unique_paths, sha256_files(unique_paths), strict=True))
         rows: dict[bytes, MediaRow] = {}
-        links: list[MediaLink] = []
-        stored = deduplicated = 0
-        for f in present:
-            assert f.path is not None
-            sha = digests[f.path]
-            if sha not in rows:
+        for f, path in present:
+            sha = digests[path]
+            if sha in rows:
+                work.deduplicated += 1
+            else:
                 try:
-                    saved = self.media.store_file(f.path, sha, safe_ext(f.path.name))
+                    saved = self.media.store_file(path, sha, safe_ext(path.name))
                 except (StorageIOError, UnsafePathError) as e:
-                    refused.append(
-                        QuarantineRow(
-                            error=f"media not stored: {e}",
-                            raw=f.relative.encode("utf-8", "surrogatepass"),
-                            chat_id=f.chat_id,
-                            message_id=f.message_id,
-                        )
-                    )
+                    work.refused.append(_media_quarantine(f, f"media not stored: {e}"))
                     continue
                 rows[sha] = MediaRow(sha, saved.size, saved.ext, saved.relative_path)
-                stored += saved.created
-                deduplicated += not saved.created
-            else:
-                deduplicated += 1
-            links.append(
+                work.stored += saved.created
+                work.deduplicated += not saved.created
+            work.links.append(
                 MediaLink(f.chat_id, f.message_id, sha, f.media_type, original_name=f.relative)
             )
-        return list(rows.values()), links, refused, stored, deduplicated, missing
+        work.rows = list(rows.values())
+        return work
 
     def _prepare(self, export: DesktopExport, with_media: bool) -> _Prepared | None:
         """Worker-thread step: parse the next batch, run the hot path, store its media files."""
@@ -165,10 +157,8 @@ class Pipeline:
             return None
         bloom = self.replay.bloom if self.replay is not None else None
         result = process_batch(batch, bloom)
-        media: tuple = ([], [], [], 0, 0, 0)
-        if with_media:
-            media = self._prepare_media(export, batch)
-        return _Prepared(batch, result, *media, started_at=started)
+        media = self._prepare_media(export, batch) if with_media else _MediaWork()
+        return _Prepared(batch, result, media, started_at=started)
 
     async def import_export(
         self,
@@ -205,10 +195,10 @@ class Pipeline:
                 counts = await self.commit(self._work(export, item))
                 summary.counts.add(counts)
                 summary.batches += 1
-                summary.media_stored += item.stored
-                summary.media_deduplicated += item.deduplicated
-                summary.media_refused += len(item.refused)
-                summary.media_missing += item.missing
+                summary.media_stored += item.media.stored
+                summary.media_deduplicated += item.media.deduplicated
+                summary.media_refused += len(item.media.refused)
+                summary.media_missing += item.media.missing
                 if progress:
                     progress(export.bytes_read, export.total_bytes, summary.counts.messages)
         finally:
@@ -225,7 +215,7 @@ class Pipeline:
         quarantine = [
             QuarantineRow(error=err, raw=raw, chat_id=chat_id, message_id=mid, byte_offset=off)
             for off, mid, raw, err in p.batch.quarantined
-        ] + p.refused
+        ] + p.media.refused
         checkpoints = []
         id_range = p.batch.message_id_range
         if chat_id is not None and id_range is not None:
@@ -249,8 +239,8 @@ class Pipeline:
             if chat_id is not None
             else None,
             quarantine=quarantine,
-            media=p.media,
-            media_links=p.links,
+            media=p.media.rows,
+            media_links=p.media.links,
             checkpoints=checkpoints,
             byte_offset=p.batch.end_offset,
             started_at=p.started_at,
@@ -267,12 +257,19 @@ def dry_run(export: DesktopExport, progress: Progress | None = None) -> ImportSu
         summary.counts.messages += len(batch)
         summary.counts.quarantined += len(batch.quarantined)
         files = export.media_files(batch)
-        summary.media_refused += sum(
-            1 for f in files if f.path is None and f.problem and "missing" not in f.problem
-        )
-        summary.media_missing += sum(1 for f in files if f.problem and "missing" in f.problem)
+        summary.media_refused += sum(f.refused is not None for f in files)
+        summary.media_missing += sum(f.missing for f in files)
         if progress:
             progress(export.bytes_read, export.total_bytes, summary.counts.messages)
     summary.bytes = export.bytes_read
     summary.seconds = time.perf_counter() - t0
     return summary
+
+
+def _media_quarantine(f: MediaFile, error: str) -> QuarantineRow:
+    return QuarantineRow(
+        error=error,
+        raw=f.relative.encode("utf-8", "surrogatepass"),
+        chat_id=f.chat_id,
+        message_id=f.message_id,
+    )

@@ -46,8 +46,9 @@ class MediaFile:
     message_id: int
     media_type: str | None
     relative: str  # as written in the export
-    path: Path | None  # resolved inside the export folder, or None when refused
-    problem: str | None  # why it was refused or is missing
+    path: Path | None  # resolved inside the export folder; None when refused or missing
+    refused: str | None = None  # why the path was refused (unsafe), for quarantine
+    missing: bool = False  # listed in the export, but the file is not there
 
 
 class DesktopExport:
@@ -88,14 +89,14 @@ class DesktopExport:
             for chat, msg, kind, rel in batch.media
         ]
 
-    def resolve(self, relative: str) -> tuple[Path | None, str | None]:
-        """A media path from the export, resolved strictly inside the export folder."""
+    def resolve(self, relative: str) -> tuple[Path | None, str | None, bool]:
+        """(path, refusal, missing) of a media path, resolved strictly inside the folder."""
         try:
-            return self._resolve(relative), None
+            return self._resolve(relative), None, False
         except UnsafePathError as e:
-            return None, str(e)
+            return None, str(e), False
         except FileNotFoundError:
-            return None, f"media file listed but missing: {relative!r}"
+            return None, None, True
 
     def _resolve(self, relative: str) -> Path:
         if not relative or "\x00" in relative or os.path.isabs(relative) or "\\" in relative:

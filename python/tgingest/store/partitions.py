@@ -23,6 +23,16 @@ def _bounds(year: int, month: int) -> tuple[str, str]:
     return start.isoformat(), end.isoformat()
 
 
+async def list_partitions(conn: asyncpg.Connection) -> list[tuple[str, str]]:
+    """(name, partition bound expression) of every partition of `messages`."""
+    rows = await conn.fetch(
+        """SELECT c.relname, pg_get_expr(c.relpartbound, c.oid) AS bound
+           FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid
+           WHERE i.inhparent = 'messages'::regclass"""
+    )
+    return [(r["relname"], r["bound"]) for r in rows]
+
+
 class Partitions:
     """Remembers which months exist so the hot path asks PostgreSQL only for new months."""
 
@@ -33,14 +43,7 @@ class Partitions:
         wanted = sorted(set(months) - self._known)
         if not wanted:
             return 0
-        existing = {
-            r["relname"]
-            for r in await conn.fetch(
-                """SELECT c.relname FROM pg_inherits i
-                   JOIN pg_class c ON c.oid = i.inhrelid
-                   WHERE i.inhparent = 'messages'::regclass"""
-            )
-        }
+        existing = {name for name, _ in await list_partitions(conn)}
         created = 0
         for year, month in wanted:
             name = partition_name(year, month)

@@ -15,6 +15,7 @@ import asyncpg
 
 from tgingest._core import query_tsquery
 from tgingest.errors import InvalidInputError
+from tgingest.store.partitions import list_partitions
 
 MESSAGE_COLUMNS = """chat_id, message_id, date, edit_date, kind, sender_id, sender_name, text,
     reply_to, forwarded_from, media_type"""
@@ -55,16 +56,11 @@ async def partitions_newest_first(
     conn: asyncpg.Connection,
 ) -> list[tuple[str, dt.datetime | None, dt.datetime | None]]:
     """(name, from, to) of every messages partition; DEFAULT first (its dates are unknown)."""
-    rows = await conn.fetch(
-        """SELECT c.relname, pg_get_expr(c.relpartbound, c.oid) AS bound
-           FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid
-           WHERE i.inhparent = 'messages'::regclass"""
-    )
     out = []
-    for r in rows:
-        if not _PARTITION.match(r["relname"]):
+    for name, bound in await list_partitions(conn):
+        if not _PARTITION.match(name):
             continue
-        m = _BOUND.search(r["bound"])
+        m = _BOUND.search(bound)
         lo, hi = (
             (dt.datetime.fromisoformat(m[1]), dt.datetime.fromisoformat(m[2]))
             if m
@@ -73,7 +69,7 @@ async def partitions_newest_first(
                 None,
             )
         )
-        out.append((r["relname"], lo, hi))
+        out.append((name, lo, hi))
     far_future = dt.datetime.max.replace(tzinfo=dt.UTC)
     return sorted(out, key=lambda p: p[1] or far_future, reverse=True)
 

@@ -75,16 +75,14 @@ FROM k JOIN s USING (chat_id, message_id)
 _KEY_COLUMNS = "chat_id, message_id, date, edit_date, media_type"
 # Most batches hold each message once: then no sort is needed (a wide sort spills to disk).
 KEYS_SQL = {
-    True: _KEYS_SQL.format(
-        staging=_NEWEST_PER_KEY.format(columns=_KEY_COLUMNS),
+    duplicates: _KEYS_SQL.format(
+        staging=_NEWEST_PER_KEY.format(columns=_KEY_COLUMNS)
+        if duplicates
+        else f"SELECT {_KEY_COLUMNS} FROM {STAGING}",
         table=STAGING,
         newer=_NEWER.format(a="excluded", b="k"),
-    ),
-    False: _KEYS_SQL.format(
-        staging=f"SELECT {_KEY_COLUMNS} FROM {STAGING}",
-        table=STAGING,
-        newer=_NEWER.format(a="excluded", b="k"),
-    ),
+    )
+    for duplicates in (True, False)
 }
 
 # Prior versions: the stored row when a newer edit arrives, the arriving row when it is older.
@@ -466,7 +464,7 @@ async def _write_media(conn: asyncpg.Connection, work: BatchWork) -> int:
         )
     if not work.media_links:
         return 0
-    status = await conn.executemany(
+    await conn.executemany(
         """INSERT INTO message_media (chat_id, message_id, sha256, media_type, original_name)
            VALUES ($1, $2, $3, $4, $5) ON CONFLICT DO NOTHING""",
         [
@@ -474,7 +472,6 @@ async def _write_media(conn: asyncpg.Connection, work: BatchWork) -> int:
             for ln in work.media_links
         ],
     )
-    del status
     return len(work.media_links)
 
 
