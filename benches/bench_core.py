@@ -12,6 +12,7 @@ import xxhash
 
 import tgingest
 from tgingest import BloomFilter, CopyEncoder, RawBatch, process_batch
+from tgingest.store import merge
 
 import baseline
 from conftest import cpu_median
@@ -47,11 +48,12 @@ async def test_hot_path_per_message(conn: asyncpg.Connection, full, record, benc
     chat = [-1001234567890] * n
     ids = list(range(1, n + 1))
     dates = [1_700_000_000 + i for i in ids]
-    staging = ", ".join(f"{c} {t.replace('int8', 'bigint')}" for c, t in tgingest.STAGING_COLUMNS)
-    await conn.execute(f"CREATE TEMP TABLE ours ({staging})")
+    await conn.execute(
+        merge.STAGING_DDL.replace(merge.STAGING, "ours").replace(" ON COMMIT DELETE ROWS", "")
+    )
     await conn.execute("""CREATE TEMP TABLE theirs (chat_id bigint, message_id bigint,
         date timestamptz, text text, tokens text[], content_hash bytea)""")
-    names = [c for c, _ in tgingest.STAGING_COLUMNS]
+    names = merge.STAGING_COLS
 
     async def ours() -> None:
         bloom = BloomFilter(n * 2)

@@ -68,7 +68,8 @@ async def _load_copy(
     await conn.execute(f"CREATE SCHEMA {schema}")
     await conn.execute(f"SET search_path = {schema}")
     try:
-        await conn.execute(available()[0].sql)
+        for migration in available():
+            await conn.execute(migration.sql)
         months = await conn.fetch(
             """SELECT DISTINCT extract(year FROM date AT TIME ZONE 'UTC')::int AS y,
                       extract(month FROM date AT TIME ZONE 'UTC')::int AS m FROM public.messages"""
@@ -112,7 +113,9 @@ async def test_end_to_end_import(pg_dsn, tmp_path, full, record) -> None:
     try:
         pipeline = await Pipeline(db, settings).open()
         t0 = time.perf_counter()
-        summary = await pipeline.import_export(DesktopExport(path), with_media=False)
+        export = DesktopExport(path)
+        export.with_media = False
+        summary = await pipeline.run(export)
         ours = time.perf_counter() - t0
         await pipeline.aclose()
         assert summary.counts.new == n

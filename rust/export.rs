@@ -19,7 +19,7 @@ mod scan;
 mod tests;
 
 use crate::error::{CoreError, Result};
-use crate::pipeline::RawMessage;
+use crate::message::RawMessage;
 use layout::State;
 use scan::Scanner;
 use std::fs::File;

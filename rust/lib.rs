@@ -5,6 +5,8 @@
 //! which only converts Python values, releases the GIL and calls into these modules.
 //!
 //! Modules, in the order a message meets them:
+//! - [`message`]: `RawMessage`, the record every source delivers, and its queue wire format.
+//! - [`entities`]: formatting entities in one canonical shape for every source.
 //! - [`export`]: streaming parser for Telegram Desktop `result.json` (constant memory).
 //! - [`normalize`]: repair, NFKC, whitespace and the content key used for dedupe.
 //! - [`tokenize`]: search tokens (UAX #29 words, CJK bigrams) and the query tokenizer.
@@ -14,9 +16,11 @@
 //! - [`pipeline`]: the fused batch step that strings the above together.
 
 pub mod bloom;
+pub mod entities;
 pub mod error;
 pub mod export;
 pub mod hash;
+pub mod message;
 pub mod normalize;
 pub mod pgcopy;
 pub mod pipeline;

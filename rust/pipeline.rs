@@ -4,134 +4,18 @@
 //! `RawMessage` rows; `process` normalizes, tokenizes, hashes, checks the Bloom filter and
 //! encodes the staging-table COPY stream in one pass, with no Python objects involved.
 
-/// What kind of record a message is, as Telegram names it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum MessageKind {
-    Message,
-    Service,
-    Unsupported,
-}
-
-impl MessageKind {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            MessageKind::Message => "message",
-            MessageKind::Service => "service",
-            MessageKind::Unsupported => "unsupported",
-        }
-    }
-
-    pub fn parse(s: &str) -> Option<Self> {
-        match s {
-            "message" => Some(MessageKind::Message),
-            "service" => Some(MessageKind::Service),
-            "unsupported" => Some(MessageKind::Unsupported),
-            _ => None,
-        }
-    }
-}
-
-/// One message as a source delivers it, before normalization.
-///
-/// Every id is the id Telegram's API uses (chat ids already derived: users positive, basic
-/// groups `-id`, channels and supergroups `-(10^12 + id)`), every instant is UTC Unix seconds.
-#[derive(Debug, Clone, PartialEq)]
-pub struct RawMessage {
-    pub chat_id: i64,
-    pub message_id: i64,
-    pub date: i64,
-    pub edit_date: Option<i64>,
-    pub kind: MessageKind,
-    pub sender_id: Option<i64>,
-    pub sender_name: Option<String>,
-    /// Flattened text, valid UTF-8 (lone surrogates / invalid bytes already replaced by U+FFFD).
-    pub text: String,
-    /// The original bytes of the text when the source had to repair it (kept verbatim in `raw`).
-    pub raw_text: Option<Vec<u8>>,
-    /// JSON array of formatting entities when the text had any beyond plain runs.
-    pub entities: Option<String>,
-    pub reply_to: Option<i64>,
-    /// Chat of the replied-to message for cross-chat replies.
-    pub reply_to_chat: Option<i64>,
-    pub forwarded_from: Option<String>,
-    pub via_bot: Option<String>,
-    pub author: Option<String>,
-    /// photo | sticker | video_message | voice_message | animation | video_file | audio_file |
-    /// file | contact | location | venue | poll | game | invoice | ... (None for plain text).
-    pub media_type: Option<String>,
-    /// A media file's path relative to the export folder; None when absent or a skip reason.
-    pub media_path: Option<String>,
-    /// JSON object with every other field the source had (service action, poll, reactions, ...).
-    pub extra: Option<String>,
-}
-
-impl RawMessage {
-    /// A plain text message with every optional field empty (tests and simple sources).
-    pub fn text(chat_id: i64, message_id: i64, date: i64, text: &str) -> Self {
-        RawMessage {
-            chat_id,
-            message_id,
-            date,
-            edit_date: None,
-            kind: MessageKind::Message,
-            sender_id: None,
-            sender_name: None,
-            text: text.to_owned(),
-            raw_text: None,
-            entities: None,
-            reply_to: None,
-            reply_to_chat: None,
-            forwarded_from: None,
-            via_bot: None,
-            author: None,
-            media_type: None,
-            media_path: None,
-            extra: None,
-        }
-    }
-}
-
 use crate::bloom::BloomFilter;
 use crate::error::Result;
 use crate::hash;
+use crate::message::RawMessage;
 use crate::normalize;
-use crate::pgcopy::{CopyWriter, PgType};
+use crate::pgcopy::CopyWriter;
 use crate::tokenize::TsVectorBuilder;
 use std::borrow::Cow;
 
-/// Columns of the staging table, in COPY order. `python/tgingest/store/schema.py` creates the
-/// table from this list (exported to Python), so the two can never drift apart.
-pub const STAGING_COLUMNS: &[(&str, PgType)] = &[
-    ("chat_id", PgType::Int8),
-    ("message_id", PgType::Int8),
-    ("date", PgType::Timestamptz),
-    ("edit_date", PgType::Timestamptz),
-    ("kind", PgType::Text),
-    ("sender_id", PgType::Int8),
-    ("sender_name", PgType::Text),
-    ("text", PgType::Text),
-    ("raw", PgType::Bytea),
-    ("search", PgType::TsVector),
-    ("content_hash", PgType::Bytea),
-    ("simhash", PgType::Int8),
-    ("entities", PgType::Jsonb),
-    ("reply_to", PgType::Int8),
-    ("reply_to_chat", PgType::Int8),
-    ("forwarded_from", PgType::Text),
-    ("via_bot", PgType::Text),
-    ("author", PgType::Text),
-    ("media_type", PgType::Text),
-    ("extra", PgType::Jsonb),
-    ("batch_id", PgType::Int8),
-];
+mod layout;
 
-/// Columns of the `message_keys` COPY stream (the fast path writes keys directly).
-pub const KEY_COLUMNS: &[(&str, PgType)] = &[
-    ("chat_id", PgType::Int8),
-    ("message_id", PgType::Int8),
-    ("date", PgType::Timestamptz),
-    ("edit_date", PgType::Timestamptz),
-];
+pub use layout::{mask_columns, Column, Merge, Target, COLUMNS, KEY_COLUMNS};
 
 /// What the hot path computed for one message.
 #[derive(Debug, Clone)]
@@ -146,6 +30,11 @@ pub struct ProcessedRow {
     pub new: bool,
     /// Why the row cannot be stored as is (it goes to quarantine instead of the COPY stream).
     pub rejected: Option<String>,
+    /// Which merge-by-fill columns the message supplies (see `layout::present_mask`).
+    pub present: i32,
+    /// 64-bit digest of what makes this version (text, entities, media type): the same key and
+    /// edit_date with another digest is a conflict, not a replay.
+    pub version_digest: i64,
 }
 
 /// Normalize, tokenize, hash and Bloom-check a batch. Pure CPU work, no Python objects.
@@ -165,9 +54,14 @@ pub fn process(batch: &[RawMessage], bloom: Option<&BloomFilter>) -> Vec<Process
                 tsvector: tsvector_bytes(&builder),
                 new: false,
                 rejected: check_json(m),
+                present: 0,
+                version_digest: version_digest(m),
             }
         })
         .collect();
+    for (row, m) in rows.iter_mut().zip(batch) {
+        row.present = layout::present_mask(m, row);
+    }
     if let Some(bloom) = bloom {
         let keys: Vec<u64> = rows.iter().map(|r| r.version_key).collect();
         let mut flags = Vec::with_capacity(keys.len());
@@ -200,6 +94,17 @@ fn tsvector_bytes(builder: &TsVectorBuilder) -> Vec<u8> {
     out
 }
 
+/// XXH3-64 of text, entities and media type, separated by a byte UTF-8 never holds.
+fn version_digest(m: &RawMessage) -> i64 {
+    let mut h = xxhash_rust::xxh3::Xxh3::new();
+    h.update(m.text.as_bytes());
+    h.update(&[0xff]);
+    h.update(m.entities.as_deref().unwrap_or("").as_bytes());
+    h.update(&[0xff]);
+    h.update(m.media_type.as_deref().unwrap_or("").as_bytes());
+    h.digest() as i64
+}
+
 /// JSON columns come from sources we do not control; a value PostgreSQL would refuse keeps the
 /// message out of the COPY stream (quarantined with this reason) instead of failing the batch.
 fn check_json(m: &RawMessage) -> Option<String> {
@@ -214,7 +119,7 @@ fn check_json(m: &RawMessage) -> Option<String> {
 }
 
 /// PostgreSQL's jsonb refuses the escape `\u0000`; store it as U+2400 like NUL in text.
-fn clean_json(json: &str) -> Cow<'_, str> {
+pub(crate) fn clean_json(json: &str) -> Cow<'_, str> {
     if json.contains("\\u0000") {
         Cow::Owned(json.replace("\\u0000", "\\u2400"))
     } else {
@@ -237,89 +142,111 @@ fn kept<'a>(
         })
 }
 
-/// Encode the staging COPY stream (also the exact row layout of `messages`), leaving out
-/// rejected and skipped rows. Returns the chunks and the number of rows written.
-pub fn encode_staging(
+/// Encode the COPY stream of `target` for the kept rows (not rejected, not marked in `skip`).
+/// Returns the chunks and the number of rows written.
+pub fn encode(
     batch: &[RawMessage],
     rows: &[ProcessedRow],
     skip: Option<&[bool]>,
     batch_id: Option<i64>,
+    target: Target,
     chunk_size: usize,
 ) -> Result<(Vec<Vec<u8>>, usize)> {
     let mut w = CopyWriter::new(chunk_size);
-    let ncols = STAGING_COLUMNS.len() as u16;
     for (i, (m, p)) in kept(batch, rows, skip) {
-        let fail = |column: &str, reason: String| crate::CoreError::Encode {
-            row: i,
-            column: column.to_owned(),
-            reason,
+        let row = layout::Row {
+            m,
+            p,
+            batch_id,
+            text: normalize::repair(&m.text),
         };
-        w.begin_row(ncols);
-        w.int8(m.chat_id);
-        w.int8(m.message_id);
-        w.timestamptz_micros(seconds_to_micros(m.date))
-            .map_err(|e| fail("date", e.to_owned()))?;
-        match m.edit_date {
-            Some(d) => w
-                .timestamptz_micros(seconds_to_micros(d))
-                .map_err(|e| fail("edit_date", e.to_owned()))?,
-            None => w.null(),
-        }
-        text(&mut w, Some(m.kind.as_str()));
-        opt_int8(&mut w, m.sender_id);
-        text(&mut w, m.sender_name.as_deref());
-        let repaired = normalize::repair(&m.text);
-        text(&mut w, Some(&repaired));
-        match (&m.raw_text, &repaired) {
-            (Some(raw), _) => w.bytea(raw),
-            (None, Cow::Owned(_)) => w.bytea(m.text.as_bytes()),
-            (None, Cow::Borrowed(_)) => w.null(),
-        }
-        w.try_bytea(&p.tsvector)
-            .map_err(|e| fail("search", e.to_owned()))?;
-        w.bytea(&p.digest);
-        w.int8(p.simhash as i64);
-        opt_jsonb(&mut w, m.entities.as_deref()).map_err(|e| fail("entities", e))?;
-        opt_int8(&mut w, m.reply_to);
-        opt_int8(&mut w, m.reply_to_chat);
-        text(&mut w, m.forwarded_from.as_deref());
-        text(&mut w, m.via_bot.as_deref());
-        text(&mut w, m.author.as_deref());
-        text(&mut w, m.media_type.as_deref());
-        opt_jsonb(&mut w, m.extra.as_deref()).map_err(|e| fail("extra", e))?;
-        opt_int8(&mut w, batch_id);
+        layout::write_row(&mut w, target, &row, i)?;
     }
     let written = w.rows();
     Ok((w.finish(), written))
 }
 
-/// Encode the `message_keys` rows of the kept messages (see KEY_COLUMNS).
-pub fn encode_keys(
+/// What `message_keys` holds for a message: its stored edit date, present mask and digest
+/// (the last two are None for rows written before they were recorded).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Stored {
+    pub edit_date: Option<i64>,
+    pub present: Option<i32>,
+    pub digest: Option<i64>,
+}
+
+/// A message that claims to be a stored version (same key, same edit date) with other content,
+/// or that repeats an earlier row of its batch that way.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Conflict {
+    pub index: usize,
+    pub reason: String,
+}
+
+/// Decide which rows are replays of what is stored (skip them) and which are conflicts.
+///
+/// `candidates[i]` marks the rows to verify (the Bloom filter could not prove them new). A row
+/// is skipped when the stored row has the same edit date and digest and already holds every
+/// field the row supplies; a row that brings a field the stored row lacks is merged (the union
+/// of what both sources knew). Same key and edit date with another digest is a conflict: kept
+/// out of the stream and reported, never counted "unchanged". Rows repeating an earlier row of
+/// the batch are judged against it the same way.
+pub fn compare_stored(
     batch: &[RawMessage],
     rows: &[ProcessedRow],
-    skip: Option<&[bool]>,
-    chunk_size: usize,
-) -> Result<Vec<Vec<u8>>> {
-    let mut w = CopyWriter::new(chunk_size);
-    for (i, (m, _)) in kept(batch, rows, skip) {
-        let fail = |column: &str, reason: &str| crate::CoreError::Encode {
-            row: i,
-            column: column.to_owned(),
-            reason: reason.to_owned(),
-        };
-        w.begin_row(KEY_COLUMNS.len() as u16);
-        w.int8(m.chat_id);
-        w.int8(m.message_id);
-        w.timestamptz_micros(seconds_to_micros(m.date))
-            .map_err(|e| fail("date", e))?;
-        match m.edit_date {
-            Some(d) => w
-                .timestamptz_micros(seconds_to_micros(d))
-                .map_err(|e| fail("edit_date", e))?,
-            None => w.null(),
+    candidates: &[bool],
+    stored: &std::collections::HashMap<(i64, i64), Stored>,
+) -> (Vec<bool>, Vec<Conflict>) {
+    let mut skip = vec![false; batch.len()];
+    let mut conflicts = Vec::new();
+    let mut earlier: std::collections::HashMap<(i64, i64, Option<i64>), usize> =
+        std::collections::HashMap::new();
+    for (i, (m, p)) in batch.iter().zip(rows).enumerate() {
+        if p.rejected.is_some() {
+            continue;
+        }
+        let key = (m.chat_id, m.message_id);
+        if let Some(&first) = earlier.get(&(m.chat_id, m.message_id, m.edit_date)) {
+            let f = &rows[first];
+            if f.version_digest != p.version_digest {
+                conflicts.push(Conflict {
+                    index: i,
+                    reason: format!(
+                        "conflict: message {} of chat {} appears twice in this input with the \
+                         same edit date and different content; the first is kept",
+                        m.message_id, m.chat_id
+                    ),
+                });
+                skip[i] = true;
+            } else if p.present & !f.present == 0 {
+                skip[i] = true;
+            }
+            continue;
+        }
+        earlier.insert((m.chat_id, m.message_id, m.edit_date), i);
+        if !candidates.get(i).copied().unwrap_or(false) {
+            continue;
+        }
+        let Some(s) = stored.get(&key) else { continue };
+        if s.edit_date != m.edit_date {
+            continue;
+        }
+        match s.digest {
+            Some(d) if d != p.version_digest => {
+                conflicts.push(Conflict {
+                    index: i,
+                    reason: format!(
+                        "conflict: message {} of chat {} is already stored with the same edit \
+                         date and different content; the stored version is kept",
+                        m.message_id, m.chat_id
+                    ),
+                });
+                skip[i] = true;
+            }
+            _ => skip[i] = p.present & !s.present.unwrap_or(-1) == 0,
         }
     }
-    Ok(w.finish())
+    (skip, conflicts)
 }
 
 /// Per (chat_id, UTC day as days since 1970-01-01): messages and messages with media, over the
@@ -340,38 +267,6 @@ pub fn daily_counts(
         .into_iter()
         .map(|((chat, day), (n, media))| (chat, day, n, media))
         .collect()
-}
-
-fn seconds_to_micros(s: i64) -> i64 {
-    s.saturating_mul(1_000_000)
-}
-
-fn opt_int8(w: &mut CopyWriter, v: Option<i64>) {
-    match v {
-        Some(v) => w.int8(v),
-        None => w.null(),
-    }
-}
-
-/// Text fields other than `text` are short labels; NUL is repaired the same documented way.
-fn text(w: &mut CopyWriter, v: Option<&str>) {
-    match v {
-        // repair() removes the only thing text() refuses, so this cannot fail.
-        Some(v) => {
-            let _ = w.text(&normalize::repair(v));
-        }
-        None => w.null(),
-    }
-}
-
-fn opt_jsonb(w: &mut CopyWriter, v: Option<&str>) -> std::result::Result<(), String> {
-    match v {
-        Some(json) => w.jsonb(&clean_json(json)),
-        None => {
-            w.null();
-            Ok(())
-        }
-    }
 }
 
 /// Civil (year, month) of a Unix timestamp in UTC (Howard Hinnant's days-from-civil inverse).
@@ -459,11 +354,65 @@ mod tests {
         let rows = process(&b, None);
         assert!(rows[1].rejected.as_deref().unwrap().contains("extra"));
         assert!(rows[0].rejected.is_none());
-        let (_, written) = encode_staging(&b, &rows, None, Some(7), 1 << 20).unwrap();
+        let (_, written) = encode(&b, &rows, None, Some(7), Target::Staging, 1 << 20).unwrap();
         assert_eq!(written, 2);
-        let (_, written) =
-            encode_staging(&b, &rows, Some(&[true, false, false]), None, 64).unwrap();
+        let (_, written) = encode(
+            &b,
+            &rows,
+            Some(&[true, false, false]),
+            None,
+            Target::Staging,
+            64,
+        )
+        .unwrap();
         assert_eq!(written, 1);
+    }
+
+    #[test]
+    fn replays_skip_unions_merge_and_conflicts_are_reported() {
+        let mut b = batch();
+        let mut richer = b[0].clone();
+        richer.views = Some(5);
+        let mut other = b[1].clone();
+        other.text = "another text".into();
+        b.push(richer.clone());
+        let rows = process(&b, None);
+        let stored: std::collections::HashMap<_, _> = b[..3]
+            .iter()
+            .zip(&rows)
+            .map(|(m, p)| {
+                let s = Stored {
+                    edit_date: m.edit_date,
+                    present: Some(p.present),
+                    digest: Some(p.version_digest),
+                };
+                ((m.chat_id, m.message_id), s)
+            })
+            .collect();
+        // Rows 0-2 replay what is stored; row 3 repeats row 0 with views added (merged).
+        let (skip, conflicts) = compare_stored(&b, &rows, &[true; 4], &stored);
+        assert_eq!(skip, vec![true, true, true, false]);
+        assert!(conflicts.is_empty());
+        // Same key and edit date, other text: a conflict, against the store or within the batch.
+        let two = vec![b[1].clone(), other];
+        let rows2 = process(&two, None);
+        let (skip, conflicts) = compare_stored(&two[1..], &rows2[1..], &[true], &stored);
+        assert_eq!((skip, conflicts.len()), (vec![true], 1));
+        let (skip, conflicts) = compare_stored(&two, &rows2, &[false, false], &Default::default());
+        assert_eq!(skip, vec![false, true]);
+        assert_eq!(conflicts[0].index, 1);
+        // Rows written before digests were recorded: same edit date means the same version.
+        let legacy: std::collections::HashMap<_, _> = [(
+            (two[1].chat_id, two[1].message_id),
+            Stored {
+                edit_date: None,
+                present: None,
+                digest: None,
+            },
+        )]
+        .into();
+        let (skip, conflicts) = compare_stored(&two[1..], &rows2[1..], &[true], &legacy);
+        assert_eq!((skip, conflicts.len()), (vec![true], 0));
     }
 
     #[test]
@@ -474,10 +423,9 @@ mod tests {
         let counts = daily_counts(&b, &rows, Some(&skip));
         // 1_700_000_000 is day 19675; message 3 is the next day and has media.
         assert_eq!(counts, vec![(-1001, 19675, 1, 0), (-1001, 19676, 1, 1)]);
-        let keys: Vec<u8> = encode_keys(&b, &rows, Some(&skip), 1 << 20)
-            .unwrap()
-            .concat();
-        // header 19 bytes, 2 rows of (2 + 4+8 + 4+8 + 4+8 + 4) bytes, trailer 2.
-        assert_eq!(keys.len(), 19 + 2 * 42 + 2);
+        let (keys, n) = encode(&b, &rows, Some(&skip), None, Target::Keys, 1 << 20).unwrap();
+        assert_eq!(n, 2);
+        // header 19 bytes, 2 rows of (2 + 4+8 + 4+8 + 4+8 + 4 + 4+4 + 4+8) bytes, trailer 2.
+        assert_eq!(keys.concat().len(), 19 + 2 * 62 + 2);
     }
 }

@@ -9,10 +9,10 @@ from pathlib import Path
 from typing import Any
 
 from tgingest.config import Settings
-from tgingest.pipeline import ImportSummary, Pipeline
+from tgingest.pipeline import Pipeline, RunSummary
+from tgingest.records import BatchCounts, SourceBatch
 from tgingest.sources.desktop import DesktopExport
 from tgingest.store.database import Database
-from tgingest.store.writer import BatchCounts, BatchWork
 
 FIXTURES = Path(__file__).parent / "fixtures"
 
@@ -21,33 +21,23 @@ def load_fixture(name: str) -> Any:
     return json.loads((FIXTURES / name).read_text(encoding="utf-8"))
 
 
-async def import_export(settings: Settings, path: Path, **kw) -> ImportSummary:
+async def import_export(settings: Settings, path: Path, **kw) -> RunSummary:
     with_media = kw.pop("with_media", True)
     export = DesktopExport(path, batch_size=kw.pop("batch_size", settings.batch_size), **kw)
-    db = await Database.open(settings)
-    try:
-        pipeline = await Pipeline(db, settings).open()
-        try:
-            return await pipeline.import_export(export, with_media=with_media)
-        finally:
-            await pipeline.aclose()
-    finally:
-        await db.aclose()
+    export.with_media = with_media
+    async with await Database.open(settings) as db, Pipeline(db, settings) as pipeline:
+        return await pipeline.run(export)
+
+
+async def commit_sources(settings: Settings, *batches: SourceBatch) -> list[BatchCounts]:
+    """Commit source batches one by one, through one pipeline (as the daemon does)."""
+    async with await Database.open(settings) as db, Pipeline(db, settings) as pipeline:
+        return [await pipeline.commit_source_batch(sb) for sb in batches]
 
 
 async def commit_raw(settings: Settings, batch, source: str = "telethon") -> BatchCounts:
-    from tgingest._core import process_batch
-
-    db = await Database.open(settings)
-    try:
-        pipeline = await Pipeline(db, settings).open()
-        try:
-            result = process_batch(batch, pipeline.replay.bloom if pipeline.replay else None)
-            return await pipeline.commit(BatchWork(source=source, batch=batch, result=result))
-        finally:
-            await pipeline.aclose()
-    finally:
-        await db.aclose()
+    (counts,) = await commit_sources(settings, SourceBatch(source=source, batch=batch))
+    return counts
 
 
 def run_cli(env: dict[str, str], *args: str, check: bool = True) -> subprocess.CompletedProcess:

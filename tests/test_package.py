@@ -40,7 +40,7 @@ def test_errors_subclass_base_and_builtin(cls: type, builtin: type) -> None:
 def test_public_api_is_exported() -> None:
     for name in tgingest.__all__:
         assert getattr(tgingest, name) is not None, name
-    assert [n for n, _ in tgingest.STAGING_COLUMNS][:3] == ["chat_id", "message_id", "date"]
+    assert [n for n, _, _ in tgingest.STAGING_COLUMNS][:3] == ["chat_id", "message_id", "date"]
 
 
 def test_settings_from_env_validates(tmp_path) -> None:

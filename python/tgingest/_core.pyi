@@ -9,6 +9,7 @@ from typing_extensions import Buffer
 
 __all__ = [
     "KEY_COLUMNS",
+    "PRESENT_BITS",
     "STAGING_COLUMNS",
     "AgingBloomFilter",
     "BatchResult",
@@ -30,8 +31,11 @@ __all__ = [
 ]
 
 __version__: str
-STAGING_COLUMNS: list[tuple[str, str]]
-KEY_COLUMNS: list[tuple[str, str]]
+# (name, PostgreSQL type, merge rule) of every staging column, in COPY order.
+STAGING_COLUMNS: list[tuple[str, str, str]]
+KEY_COLUMNS: list[str]
+# (column, bit) of the present mask.
+PRESENT_BITS: list[tuple[str, int]]
 
 def normalize(texts: Iterable[str | None]) -> list[str]: ...
 def content_keys(texts: Iterable[str | None]) -> list[str]: ...
@@ -123,13 +127,23 @@ class RawBatch:
         entities: Iterable[str | None] | None = None,
         reply_to: Iterable[int | None] | None = None,
         reply_to_chat: Iterable[int | None] | None = None,
+        thread_id: Iterable[int | None] | None = None,
         forwarded_from: Iterable[str | None] | None = None,
+        forwarded_from_id: Iterable[int | None] | None = None,
+        forward_date: Iterable[int | None] | None = None,
         via_bot: Iterable[str | None] | None = None,
         author: Iterable[str | None] | None = None,
+        grouped_id: Iterable[int | None] | None = None,
+        views: Iterable[int | None] | None = None,
+        forwards: Iterable[int | None] | None = None,
+        replies: Iterable[int | None] | None = None,
         media_type: Iterable[str | None] | None = None,
         extra: Iterable[str | None] | None = None,
     ) -> RawBatch: ...
     def __len__(self) -> int: ...
+    def to_bytes(self) -> bytes: ...
+    @staticmethod
+    def from_bytes(data: bytes) -> RawBatch: ...
     @property
     def chat(self) -> dict[str, Any] | None: ...
     @property
@@ -144,6 +158,8 @@ class RawBatch:
     def months(self) -> list[tuple[int, int]]: ...
     @property
     def message_id_range(self) -> tuple[int, int] | None: ...
+    @property
+    def ids_ascending(self) -> bool: ...
     @property
     def chat_ids(self) -> list[int]: ...
 
@@ -160,15 +176,21 @@ class BatchResult:
     def digests(self) -> bytes: ...
     @property
     def simhashes(self) -> bytes: ...
-    def maybe_seen(self, everything: bool = False) -> list[tuple[int, int, int, int | None]]: ...
+    def lookup_ids(self, everything: bool = False) -> dict[int, list[int]]: ...
+    @property
+    def needs_lookup(self) -> bool: ...
+    def compare_stored(
+        self, stored: Iterable[Sequence[Any]], everything: bool = False
+    ) -> tuple[bytes, list[tuple[int, int, int, str, bytes]]]: ...
     @property
     def rejected(self) -> list[tuple[int, int, int, str]]: ...
     def copy_chunks(
-        self, skip: bytes | None = None, batch_id: int | None = None, chunk_size: int = 1048576
+        self,
+        skip: bytes | None = None,
+        batch_id: int | None = None,
+        target: str = "staging",
+        chunk_size: int = 1048576,
     ) -> tuple[list[bytes], int]: ...
-    def keys_copy_chunks(
-        self, skip: bytes | None = None, chunk_size: int = 1048576
-    ) -> list[bytes]: ...
     def daily_counts(self, skip: bytes | None = None) -> list[tuple[int, int, int, int]]: ...
 
 def process_batch(batch: RawBatch, bloom: BloomFilter | None = None) -> BatchResult: ...

@@ -1,47 +1,49 @@
-"""The ingest pipeline: source batches -> Rust hot path -> one PostgreSQL transaction each.
+"""The ingest pipeline: any source's batches -> Rust hot path -> one PostgreSQL transaction each.
 
-Reading and processing the next batch (Rust, GIL released, in a worker thread) overlaps with
-committing the current one, so the client's CPU work hides behind the server's.
+`Pipeline.run(source)` commits whatever a source yields (a Desktop export, Telethon history or
+live updates, a Redis stream entry), in order. Preparing the next batch (the Rust hot path with
+the GIL released, plus hashing and storing local media files) runs in one dedicated thread and
+overlaps with committing the current one, so the client's CPU work hides behind the server's.
 """
 
 from __future__ import annotations
 
 import asyncio
-import datetime as dt
 import logging
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from typing import Any, TypeVar
 
-from tgingest._core import BatchResult, RawBatch, process_batch, sha256_files
+from tgingest._core import process_batch, sha256_files
 from tgingest.config import Settings
 from tgingest.errors import StorageIOError, UnsafePathError
-from tgingest.replay_filter import ReplayFilter
-from tgingest.sources.desktop import DesktopExport, MediaFile
-from tgingest.store.database import Database
-from tgingest.store.media import MediaStore, safe_ext
-from tgingest.store.partitions import Partitions
-from tgingest.store.writer import (
+from tgingest.records import (
     BatchCounts,
-    BatchWork,
-    ChatRow,
-    Checkpoint,
+    Coverage,
+    LocalMedia,
     MediaLink,
     MediaRow,
     QuarantineRow,
-    commit_batch,
-    record_failed_batch,
+    SourceBatch,
 )
+from tgingest.replay_filter import ReplayFilter
+from tgingest.sources.base import Source
+from tgingest.store.database import Database
+from tgingest.store.media import MediaStore, safe_ext
+from tgingest.store.partitions import Partitions
+from tgingest.store.writer import Prepared, commit_batch, record_failed_batch
 
 log = logging.getLogger(__name__)
 
-Progress = Callable[[int, int, int], None]  # bytes read, total bytes, messages done
+T = TypeVar("T")
 
 
 @dataclass
-class ImportSummary:
-    source_file: str
+class RunSummary:
+    source: str
+    source_file: str | None = None
     counts: BatchCounts = field(default_factory=BatchCounts)
     batches: int = 0
     media_stored: int = 0
@@ -56,25 +58,16 @@ class ImportSummary:
     def rate(self) -> float:
         return self.counts.messages / self.seconds if self.seconds > 0 else 0.0
 
-
-@dataclass
-class _MediaWork:
-    """A batch's media files: rows and links to write, files refused, what was stored."""
-
-    rows: list[MediaRow] = field(default_factory=list)
-    links: list[MediaLink] = field(default_factory=list)
-    refused: list[QuarantineRow] = field(default_factory=list)
-    stored: int = 0
-    deduplicated: int = 0
-    missing: int = 0
+    def add(self, p: Prepared, counts: BatchCounts) -> None:
+        self.counts.add(counts)
+        self.batches += 1
+        self.media_stored += p.media_stored
+        self.media_deduplicated += p.media_deduplicated
+        self.media_refused += len(p.refused)
+        self.media_missing += sum(f.missing for f in p.source.local_media)
 
 
-@dataclass
-class _Prepared:
-    batch: RawBatch
-    result: BatchResult
-    media: _MediaWork
-    started_at: dt.datetime
+Progress = Callable[[RunSummary], None]
 
 
 class Pipeline:
@@ -85,6 +78,9 @@ class Pipeline:
         self.media = MediaStore(settings.media_root)
         self.replay: ReplayFilter | None = None
         self.trust_filter = True
+        # One dedicated thread (not the default pool): batches are allocated and freed by the
+        # same thread, so the allocator reuses one arena instead of growing several.
+        self._worker = ThreadPoolExecutor(max_workers=1, thread_name_prefix="tgingest-prepare")
 
     async def open(self) -> Pipeline:
         async with self.db.pool.acquire() as conn:
@@ -95,6 +91,7 @@ class Pipeline:
         return self
 
     async def aclose(self) -> None:
+        self._worker.shutdown(wait=False)
         if self.replay is None:
             return
         if not self.trust_filter:
@@ -104,172 +101,177 @@ class Pipeline:
         async with self.db.pool.acquire() as conn:
             await asyncio.shield(self.replay.save(conn))
 
-    async def commit(self, work: BatchWork) -> BatchCounts:
-        """Commit one batch; on failure leave a 'failed' audit row and re-raise."""
-        work.trust_filter = self.trust_filter
+    async def __aenter__(self) -> Pipeline:
+        return await self.open()
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.aclose()
+
+    def run_blocking(self, fn: Callable[..., T], /, *args: Any) -> asyncio.Future[T]:
+        """Run `fn` on the pipeline's own thread (sources parse there too)."""
+        return asyncio.get_running_loop().run_in_executor(self._worker, fn, *args)
+
+    # ---- one batch ---------------------------------------------------------------------------
+
+    def prepare(self, sb: SourceBatch) -> Prepared:
+        """Blocking: the hot path (GIL released inside) and local media files, for one batch."""
+        bloom = self.replay.bloom if self.replay is not None else None
+        result = process_batch(sb.batch, bloom)
+        p = Prepared(source=sb, result=result)
+        if sb.local_media:
+            self._store_local_media(p)
+        sb.coverage = _trim_coverage(sb, {(c, m) for _, c, m, _ in result.rejected})
+        return p
+
+    async def commit(self, p: Prepared) -> BatchCounts:
+        """Commit one prepared batch; on failure leave a 'failed' audit row and re-raise."""
         async with self.db.pool.acquire() as conn:
-            await self.partitions.ensure(conn, work.batch.months)
+            await self.partitions.ensure(conn, p.source.batch.months)
             try:
-                counts = await commit_batch(conn, work)
+                counts = await commit_batch(conn, p, trust_filter=self.trust_filter)
             except Exception as e:
-                await record_failed_batch(conn, work, e)
+                await record_failed_batch(conn, p.source, e)
                 raise
         if counts.stale_filter and self.trust_filter:
             log.warning("the replay filter missed stored messages; verifying every row from now")
             self.trust_filter = False
         return counts
 
-    def _prepare_media(self, export: DesktopExport, batch: RawBatch) -> _MediaWork:
-        work = _MediaWork()
-        files = export.media_files(batch)
-        work.missing = sum(f.missing for f in files)
-        for f in files:
-            if f.refused:
-                work.refused.append(_media_quarantine(f, f"media refused: {f.refused}"))
-        present = [(f, f.path) for f in files if f.path is not None]
-        unique_paths = sorted({path for _, path in present})
-        digests = dict(zip(unique_paths, sha256_files(unique_paths), strict=True))
-        rows: dict[bytes, MediaRow] = {}
-        for f, path in present:
-            sha = digests[path]
-            if sha in rows:
-                work.deduplicated += 1
-            else:
-                try:
-                    saved = self.media.store_file(path, sha, safe_ext(path.name))
-                except (StorageIOError, UnsafePathError) as e:
-                    work.refused.append(_media_quarantine(f, f"media not stored: {e}"))
-                    continue
-                rows[sha] = MediaRow(sha, saved.size, saved.ext, saved.relative_path)
-                work.stored += saved.created
-                work.deduplicated += not saved.created
-            work.links.append(
-                MediaLink(f.chat_id, f.message_id, sha, f.media_type, original_name=f.relative)
-            )
-        work.rows = list(rows.values())
-        return work
+    async def commit_source_batch(self, sb: SourceBatch) -> BatchCounts:
+        """Prepare and commit one batch (live sources, queue workers)."""
+        return await self.commit(await self.run_blocking(self.prepare, sb))
 
-    def _prepare(self, export: DesktopExport, with_media: bool) -> _Prepared | None:
-        """Worker-thread step: parse the next batch, run the hot path, store its media files."""
-        started = dt.datetime.now(dt.UTC)
-        batch = export.next_batch()
-        if batch is None:
-            return None
-        bloom = self.replay.bloom if self.replay is not None else None
-        result = process_batch(batch, bloom)
-        media = self._prepare_media(export, batch) if with_media else _MediaWork()
-        return _Prepared(batch, result, media, started_at=started)
+    # ---- a whole source ----------------------------------------------------------------------
 
-    async def import_export(
-        self,
-        export: DesktopExport,
-        *,
-        with_media: bool = True,
-        progress: Progress | None = None,
-    ) -> ImportSummary:
-        summary = ImportSummary(source_file=str(export.result_json))
+    async def run(self, source: Source, *, progress: Progress | None = None) -> RunSummary:
+        """Commit every batch `source` yields, in order, one prepared ahead of the commit."""
+        summary = RunSummary(source=source.name)
         t0 = time.perf_counter()
-        # One batch prepared ahead while one commits: enough to overlap client and server CPU,
-        # and memory stays a few batches whatever the export's size.
-        queue: asyncio.Queue[_Prepared | BaseException | None] = asyncio.Queue(maxsize=1)
-        # One dedicated thread (not the default pool): batches are allocated and freed by the
-        # same thread, so the allocator reuses one arena instead of growing several.
-        worker = ThreadPoolExecutor(max_workers=1, thread_name_prefix="tgingest-prepare")
-        loop = asyncio.get_running_loop()
+        queue: asyncio.Queue[Prepared | BaseException | None] = asyncio.Queue(maxsize=1)
 
         async def produce() -> None:
             try:
-                while prepared := await loop.run_in_executor(
-                    worker, self._prepare, export, with_media
-                ):
-                    await queue.put(prepared)
+                async for sb in source.batches(self.run_blocking):
+                    await queue.put(await self.run_blocking(self.prepare, sb))
                 await queue.put(None)
-            except Exception as e:  # delivered in order, after the batches before it commit
+            except BaseException as e:  # delivered in order, after the batches before it commit
                 await queue.put(e)
+                if not isinstance(e, Exception):
+                    raise
 
         producer = asyncio.create_task(produce())
         try:
             while (item := await queue.get()) is not None:
                 if isinstance(item, BaseException):
                     raise item
-                counts = await self.commit(self._work(export, item))
-                summary.counts.add(counts)
-                summary.batches += 1
-                summary.media_stored += item.media.stored
-                summary.media_deduplicated += item.media.deduplicated
-                summary.media_refused += len(item.media.refused)
-                summary.media_missing += item.media.missing
+                summary.source_file = item.source.source_file
+                counts = await self.commit(item)
+                summary.add(item, counts)
                 if progress:
-                    progress(export.bytes_read, export.total_bytes, summary.counts.messages)
+                    progress(summary)
         finally:
             producer.cancel()
             await asyncio.gather(producer, return_exceptions=True)
-            worker.shutdown(wait=False)
-            summary.bytes = export.bytes_read
             summary.seconds = time.perf_counter() - t0
         return summary
 
-    def _work(self, export: DesktopExport, p: _Prepared) -> BatchWork:
-        chat = p.batch.chat or {}
-        chat_id = chat.get("chat_id")
-        quarantine = [
-            QuarantineRow(error=err, raw=raw, chat_id=chat_id, message_id=mid, byte_offset=off)
-            for off, mid, raw, err in p.batch.quarantined
-        ] + p.media.refused
-        checkpoints = []
-        id_range = p.batch.message_id_range
-        if chat_id is not None and id_range is not None:
-            checkpoints.append(
-                Checkpoint(
-                    "export", chat_id, max_message_id=id_range[1], byte_offset=p.batch.end_offset
-                )
+    # ---- local media files -------------------------------------------------------------------
+
+    def _store_local_media(self, p: Prepared) -> None:
+        files = p.source.local_media
+        for f in files:
+            if f.refused:
+                p.refused.append(_media_quarantine(f, f"media refused: {f.refused}"))
+        present = [f for f in files if f.path is not None]
+        digests = _hash_files(sorted({f.path for f in present if f.path is not None}))
+        stored: dict[bytes, bool] = {}
+        for f in present:
+            assert f.path is not None
+            sha = digests.get(f.path)
+            if isinstance(sha, str):
+                p.refused.append(_media_quarantine(f, f"media not readable: {sha}"))
+                continue
+            assert sha is not None
+            if sha not in stored:
+                try:
+                    saved = self.media.store_file(f.path, sha, safe_ext(f.path.name))
+                except (StorageIOError, UnsafePathError) as e:
+                    p.refused.append(_media_quarantine(f, f"media not stored: {e}"))
+                    continue
+                p.media.append(MediaRow(sha, saved.size, saved.ext, saved.relative_path))
+                stored[sha] = saved.created
+                p.media_stored += saved.created
+                p.media_deduplicated += not saved.created
+            else:
+                p.media_deduplicated += 1
+            p.media_links.append(
+                MediaLink(f.chat_id, f.message_id, sha, f.media_type, original_name=f.relative)
             )
-        return BatchWork(
-            source="export",
-            batch=p.batch,
-            result=p.result,
-            source_file=str(export.result_json),
-            chat=ChatRow(
-                chat_id=chat_id,
-                bare_id=chat.get("bare_id"),
-                type=chat.get("type"),
-                title=chat.get("name"),
-                left=bool(chat.get("left")),
-            )
-            if chat_id is not None
-            else None,
-            quarantine=quarantine,
-            media=p.media.rows,
-            media_links=p.media.links,
-            checkpoints=checkpoints,
-            byte_offset=p.batch.end_offset,
-            started_at=p.started_at,
-        )
 
 
-def dry_run(export: DesktopExport, progress: Progress | None = None) -> ImportSummary:
-    """Parse and process the whole export without writing anything."""
-    summary = ImportSummary(source_file=str(export.result_json), dry_run=True)
-    t0 = time.perf_counter()
-    for batch in export:
-        process_batch(batch)
-        summary.batches += 1
-        summary.counts.messages += len(batch)
-        summary.counts.quarantined += len(batch.quarantined)
-        files = export.media_files(batch)
-        summary.media_refused += sum(f.refused is not None for f in files)
-        summary.media_missing += sum(f.missing for f in files)
-        if progress:
-            progress(export.bytes_read, export.total_bytes, summary.counts.messages)
-    summary.bytes = export.bytes_read
-    summary.seconds = time.perf_counter() - t0
-    return summary
+def _hash_files(paths: list[Any]) -> dict[Any, bytes | str]:
+    """SHA-256 of each file (GIL released, in one call); a file the OS refuses maps to why."""
+    try:
+        return dict(zip(paths, sha256_files(paths), strict=True))
+    except (StorageIOError, OSError):
+        out: dict[Any, bytes | str] = {}
+        for path in paths:  # find the culprits one by one; the rest still import
+            try:
+                out[path] = sha256_files([path])[0]
+            except (StorageIOError, OSError) as e:
+                out[path] = str(e)
+        return out
 
 
-def _media_quarantine(f: MediaFile, error: str) -> QuarantineRow:
+def _trim_coverage(sb: SourceBatch, rejected: set[tuple[int, int]]) -> list[Coverage]:
+    """Coverage never claims ids that were read but not stored: split ranges around
+    quarantined records and rejected rows; a quarantined record without an id voids its chat's."""
+    if not sb.coverage:
+        return sb.coverage
+    holes = set(rejected)
+    blind: set[int | None] = set()
+    for q in sb.quarantine:
+        if q.message_id is None:
+            blind.add(q.chat_id)
+        elif q.chat_id is not None:
+            holes.add((q.chat_id, q.message_id))
+    out = []
+    for r in sb.coverage:
+        if r.chat_id in blind or None in blind:
+            continue
+        cuts = sorted(m for c, m in holes if c == r.chat_id and r.lo <= m <= r.hi)
+        lo = r.lo
+        for cut in cuts:
+            if cut > lo:
+                out.append(Coverage(r.chat_id, lo, cut - 1))
+            lo = cut + 1
+        if lo <= r.hi:
+            out.append(Coverage(r.chat_id, lo, r.hi))
+    return out
+
+
+def _media_quarantine(f: LocalMedia, error: str) -> QuarantineRow:
     return QuarantineRow(
         error=error,
         raw=f.relative.encode("utf-8", "surrogatepass"),
         chat_id=f.chat_id,
         message_id=f.message_id,
     )
+
+
+def dry_run(export: Any, progress: Progress | None = None) -> RunSummary:
+    """Parse and process a whole export without writing anything."""
+    summary = RunSummary(source=export.name, source_file=str(export.result_json), dry_run=True)
+    t0 = time.perf_counter()
+    while (sb := export.read_batch()) is not None:
+        result = process_batch(sb.batch)
+        summary.batches += 1
+        summary.counts.messages += len(sb.batch)
+        summary.counts.quarantined += len(sb.quarantine) + len(result.rejected)
+        summary.media_refused += sum(f.refused is not None for f in sb.local_media)
+        summary.media_missing += sum(f.missing for f in sb.local_media)
+        if progress:
+            progress(summary)
+    summary.bytes = export.bytes_read
+    summary.seconds = time.perf_counter() - t0
+    return summary

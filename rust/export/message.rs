@@ -6,7 +6,8 @@
 //! text of the wrong type) rejects the record; the caller quarantines it.
 
 use super::fields::{Field, Record};
-use crate::pipeline::{MessageKind, RawMessage};
+use crate::entities;
+use crate::message::{MessageKind, RawMessage};
 use serde_json::{Map, Value};
 
 /// What the mapping needs besides the message.
@@ -116,24 +117,6 @@ pub(crate) fn flatten(v: &Value) -> Result<(String, bool), String> {
         }
         _ => Err("text is neither a string nor an array".into()),
     }
-}
-
-/// Entity array in the `text_entities` form: bare strings become plain entities.
-fn as_entities(parts: Vec<Value>) -> Value {
-    Value::Array(
-        parts
-            .into_iter()
-            .map(|p| match p {
-                Value::String(s) => {
-                    let mut o = Map::new();
-                    o.insert("type".into(), Value::from("plain"));
-                    o.insert("text".into(), Value::String(s));
-                    Value::Object(o)
-                }
-                other => other,
-            })
-            .collect(),
-    )
 }
 
 /// Poll question and answers may be entity arrays in newer exports; extra keeps them flat.
@@ -281,8 +264,8 @@ pub(crate) fn map(record: Record, ctx: &Context, src: &Source) -> Result<RawMess
             let (flat, formatted) = flatten(&t).map_err(MapError::Record)?;
             m.text = flat;
             if formatted && text_entities.is_none() {
-                if let Value::Array(parts) = t {
-                    m.entities = Some(as_entities(parts).to_string());
+                if let Value::Array(parts) = &t {
+                    m.entities = entities::from_runs(parts).map_err(MapError::Record)?;
                 }
             }
         }
@@ -291,9 +274,16 @@ pub(crate) fn map(record: Record, ctx: &Context, src: &Source) -> Result<RawMess
     if text_entities == Some(true) {
         // Only formatted messages pay for reading the entity array in full.
         let span = crate::export::repair::member(src.parsed, "text_entities");
-        m.entities = span
-            .and_then(|s| crate::export::repair::parse_value(s).ok())
-            .map(|v| v.to_string());
+        if let Some(Value::Array(runs)) =
+            span.and_then(|s| crate::export::repair::parse_value(s).ok())
+        {
+            // Offsets only mean something over the text the runs spell: keep runs that disagree
+            // with the message's text verbatim rather than store wrong offsets.
+            match entities::from_runs(&runs) {
+                Ok(canonical) if entities::runs_text(&runs) == m.text => m.entities = canonical,
+                _ => _ = extra.insert("text_entities".into(), Value::Array(runs)),
+            }
+        }
     }
     if src.repaired {
         m.raw_text = crate::export::repair::raw_text(src.original)

@@ -3,7 +3,7 @@
 
 use super::{fields, message, repair, ExportReader, Quarantined, QUARANTINE_RAW_CAP};
 use crate::error::Result;
-use crate::pipeline::RawMessage;
+use crate::message::RawMessage;
 
 impl ExportReader {
     /// One message element: Ok(Ok(row)) or Ok(Err(quarantined)); Err only for a broken file.

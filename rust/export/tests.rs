@@ -1,7 +1,7 @@
 //! Tests of the export reader: fixtures in tests/fixtures/export/ plus generated edge cases.
 
 use super::*;
-use crate::pipeline::MessageKind;
+use crate::message::MessageKind;
 use proptest::prelude::*;
 use serde_json::{json, Value};
 use std::io::Cursor;
@@ -94,9 +94,13 @@ fn single_chat_layout_maps_every_kind() {
     assert_eq!(t.text, "Hello world, see this");
     assert_eq!(t.edit_date, Some(1_577_837_100));
     let ents: Value = serde_json::from_str(t.entities.as_deref().unwrap()).unwrap();
+    // Canonical shape: UTF-16 offsets, no plain runs, no repeated text.
     assert_eq!(
-        ents[3],
-        json!({"type": "text_link", "text": "this", "href": "https://example.com"})
+        ents,
+        json!([
+            {"type": "bold", "offset": 6, "length": 5},
+            {"type": "text_link", "offset": 17, "length": 4, "href": "https://example.com"}
+        ])
     );
     assert_eq!(extra(t)["reactions"][0]["recent"][0]["from_id"], "user111");
     assert_eq!(t.raw_text, None);

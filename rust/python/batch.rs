@@ -4,7 +4,8 @@ use super::bloom::BloomFilter;
 use super::convert::{iter_items, text_of, TEXTS_ACCEPTED};
 use super::errors::{detached, to_py};
 use crate::export::{ExportChat, Quarantined};
-use crate::pipeline::{self, MessageKind, ProcessedRow, RawMessage};
+use crate::message::{self, MessageKind, RawMessage};
+use crate::pipeline::{self, ProcessedRow, Target};
 use crate::CoreError;
 use pyo3::exceptions::PyTypeError;
 use pyo3::prelude::*;
@@ -60,7 +61,9 @@ impl RawBatch {
     #[staticmethod]
     #[pyo3(signature = (*, chat_id, message_id, date, text, edit_date=None, kind=None,
         sender_id=None, sender_name=None, entities=None, reply_to=None, reply_to_chat=None,
-        forwarded_from=None, via_bot=None, author=None, media_type=None, extra=None))]
+        thread_id=None, forwarded_from=None, forwarded_from_id=None, forward_date=None,
+        via_bot=None, author=None, grouped_id=None, views=None, forwards=None, replies=None,
+        media_type=None, extra=None))]
     #[allow(clippy::too_many_arguments)]
     fn from_columns(
         chat_id: Vec<i64>,
@@ -74,9 +77,16 @@ impl RawBatch {
         entities: Option<&Bound<'_, PyAny>>,
         reply_to: Option<&Bound<'_, PyAny>>,
         reply_to_chat: Option<&Bound<'_, PyAny>>,
+        thread_id: Option<&Bound<'_, PyAny>>,
         forwarded_from: Option<&Bound<'_, PyAny>>,
+        forwarded_from_id: Option<&Bound<'_, PyAny>>,
+        forward_date: Option<&Bound<'_, PyAny>>,
         via_bot: Option<&Bound<'_, PyAny>>,
         author: Option<&Bound<'_, PyAny>>,
+        grouped_id: Option<&Bound<'_, PyAny>>,
+        views: Option<&Bound<'_, PyAny>>,
+        forwards: Option<&Bound<'_, PyAny>>,
+        replies: Option<&Bound<'_, PyAny>>,
         media_type: Option<&Bound<'_, PyAny>>,
         extra: Option<&Bound<'_, PyAny>>,
     ) -> PyResult<Self> {
@@ -107,9 +117,16 @@ impl RawBatch {
         let entities = opt_column(entities, n, "entities", opt_str)?;
         let reply_to = opt_column(reply_to, n, "reply_to", int)?;
         let reply_to_chat = opt_column(reply_to_chat, n, "reply_to_chat", int)?;
+        let thread_id = opt_column(thread_id, n, "thread_id", int)?;
         let forwarded_from = opt_column(forwarded_from, n, "forwarded_from", opt_str)?;
+        let forwarded_from_id = opt_column(forwarded_from_id, n, "forwarded_from_id", int)?;
+        let forward_date = opt_column(forward_date, n, "forward_date", int)?;
         let via_bot = opt_column(via_bot, n, "via_bot", opt_str)?;
         let author = opt_column(author, n, "author", opt_str)?;
+        let grouped_id = opt_column(grouped_id, n, "grouped_id", int)?;
+        let views = opt_column(views, n, "views", int)?;
+        let forwards = opt_column(forwards, n, "forwards", int)?;
+        let replies = opt_column(replies, n, "replies", int)?;
         let media_type = opt_column(media_type, n, "media_type", opt_str)?;
         let extra = opt_column(extra, n, "extra", opt_str)?;
         let mut messages = Vec::with_capacity(n);
@@ -128,9 +145,16 @@ impl RawBatch {
                 entities: entities[i].clone(),
                 reply_to: reply_to[i],
                 reply_to_chat: reply_to_chat[i],
+                thread_id: thread_id[i],
                 forwarded_from: forwarded_from[i].clone(),
+                forwarded_from_id: forwarded_from_id[i],
+                forward_date: forward_date[i],
                 via_bot: via_bot[i].clone(),
                 author: author[i].clone(),
+                grouped_id: grouped_id[i],
+                views: views[i],
+                forwards: forwards[i],
+                replies: replies[i],
                 media_type: media_type[i].clone(),
                 media_path: None,
                 extra: extra[i].clone(),
@@ -146,6 +170,25 @@ impl RawBatch {
 
     fn __len__(&self) -> usize {
         self.messages.len()
+    }
+
+    /// The messages in the queue wire format (a version byte, then JSON; GIL released). Chat,
+    /// quarantine and offsets are not included: they travel beside it.
+    fn to_bytes<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyBytes>> {
+        let bytes = detached(py, || message::to_bytes(&self.messages))?;
+        Ok(PyBytes::new(py, &bytes))
+    }
+
+    /// A batch read back from `to_bytes` output; damaged input raises InvalidInputError.
+    #[staticmethod]
+    fn from_bytes(py: Python<'_>, data: &[u8]) -> PyResult<Self> {
+        let messages = detached(py, || message::from_bytes(data))?;
+        Ok(RawBatch {
+            messages,
+            chat: None,
+            quarantined: Vec::new(),
+            end_offset: 0,
+        })
     }
 
     /// The chat every message of an export batch belongs to (None for column batches).
@@ -236,6 +279,15 @@ impl RawBatch {
         Some((ids.clone().min()?, ids.max()?))
     }
 
+    /// True when message ids strictly ascend through the batch (sources that read in id order
+    /// may then claim the whole range as read).
+    #[getter]
+    fn ids_ascending(&self) -> bool {
+        self.messages
+            .windows(2)
+            .all(|w| w[0].message_id < w[1].message_id)
+    }
+
     /// Distinct chat ids in the batch.
     #[getter]
     fn chat_ids(&self) -> Vec<i64> {
@@ -309,19 +361,74 @@ impl BatchResult {
         PyBytes::new(py, &raw)
     }
 
-    /// (index, chat_id, message_id, edit_date) of the rows the filter could not prove new: the
-    /// caller verifies these against PostgreSQL before dropping any. `everything` lists every
-    /// storable row (for when the filter itself is in doubt).
+    /// Message ids to look up in `message_keys`, per chat: the rows the Bloom filter could not
+    /// prove new (every storable row with `everything`, for when the filter is in doubt).
     #[pyo3(signature = (everything=false))]
-    fn maybe_seen(&self, everything: bool) -> Vec<(usize, i64, i64, Option<i64>)> {
+    fn lookup_ids(&self, everything: bool) -> std::collections::BTreeMap<i64, Vec<i64>> {
+        let mut out: std::collections::BTreeMap<i64, Vec<i64>> = Default::default();
+        for (m, _) in self.candidates(everything) {
+            out.entry(m.chat_id).or_default().push(m.message_id);
+        }
+        out
+    }
+
+    /// True when some row needs a lookup (see `lookup_ids`).
+    #[getter]
+    fn needs_lookup(&self) -> bool {
+        self.candidates(false).next().is_some()
+    }
+
+    /// Judge the rows against what `message_keys` holds. `stored` yields (chat_id, message_id,
+    /// edit_date or None, present or None, digest or None) per stored key (asyncpg records
+    /// work). Returns (skip mask, conflicts) where each conflict is (index, chat_id,
+    /// message_id, reason, the message as JSON): see `pipeline::compare_stored`.
+    #[pyo3(signature = (stored, everything=false))]
+    fn compare_stored<'py>(
+        &self,
+        py: Python<'py>,
+        stored: &Bound<'py, PyAny>,
+        everything: bool,
+    ) -> PyResult<(Bound<'py, PyBytes>, Vec<ConflictRow<'py>>)> {
+        let mut map = std::collections::HashMap::new();
+        for item in stored.try_iter()? {
+            let item = item?;
+            let key: (i64, i64) = (item.get_item(0)?.extract()?, item.get_item(1)?.extract()?);
+            let value = pipeline::Stored {
+                edit_date: item.get_item(2)?.extract()?,
+                present: item.get_item(3)?.extract()?,
+                digest: item.get_item(4)?.extract()?,
+            };
+            map.insert(key, value);
+        }
         let batch = self.batch.get();
-        self.rows
+        let candidates: Vec<bool> = self
+            .rows
             .iter()
-            .zip(&batch.messages)
-            .enumerate()
-            .filter(|(_, (r, _))| (everything || !r.new) && r.rejected.is_none())
-            .map(|(i, (_, m))| (i, m.chat_id, m.message_id, m.edit_date))
-            .collect()
+            .map(|r| (everything || !r.new) && r.rejected.is_none())
+            .collect();
+        let (skip, conflicts) = detached(py, || {
+            Ok(pipeline::compare_stored(
+                &batch.messages,
+                &self.rows,
+                &candidates,
+                &map,
+            ))
+        })?;
+        let conflicts = conflicts
+            .into_iter()
+            .map(|c| {
+                let m = &batch.messages[c.index];
+                let raw = serde_json::to_vec(m).unwrap_or_default();
+                (
+                    c.index,
+                    m.chat_id,
+                    m.message_id,
+                    c.reason,
+                    PyBytes::new(py, &raw),
+                )
+            })
+            .collect();
+        Ok((super::convert::flag_bytes(py, &skip), conflicts))
     }
 
     /// (index, chat_id, message_id, reason) of rows PostgreSQL would refuse (to quarantine).
@@ -340,44 +447,42 @@ impl BatchResult {
             .collect()
     }
 
-    /// Encode the staging COPY stream (GIL released), leaving out rejected rows and rows whose
-    /// byte in `skip` is non-zero; `batch_id` fills the lineage column. Returns (chunks, rows).
-    #[pyo3(signature = (skip=None, batch_id=None, chunk_size=1048576))]
+    /// Encode a COPY stream (GIL released), leaving out rejected rows and rows whose byte in
+    /// `skip` is non-zero; `batch_id` fills the lineage column. `target` is "staging" (every
+    /// column of STAGING_COLUMNS), "messages" (all but the key-only ones) or "keys"
+    /// (KEY_COLUMNS). Returns (chunks, rows).
+    #[pyo3(signature = (skip=None, batch_id=None, target="staging", chunk_size=1048576))]
     fn copy_chunks<'py>(
         &self,
         py: Python<'py>,
         skip: Option<Vec<u8>>,
         batch_id: Option<i64>,
+        target: &str,
         chunk_size: usize,
     ) -> PyResult<(Vec<Bound<'py, PyBytes>>, usize)> {
+        let target = match target {
+            "staging" => Target::Staging,
+            "messages" => Target::Messages,
+            "keys" => Target::Keys,
+            other => {
+                return Err(to_py(CoreError::InvalidInput(format!(
+                    "target {other:?} is not one of staging, messages, keys"
+                ))))
+            }
+        };
         let batch = self.batch.get();
         let skip = skip_mask(skip);
         let (chunks, n) = detached(py, || {
-            pipeline::encode_staging(
+            pipeline::encode(
                 &batch.messages,
                 &self.rows,
                 skip.as_deref(),
                 batch_id,
+                target,
                 chunk_size,
             )
         })?;
         Ok((chunks.iter().map(|c| PyBytes::new(py, c)).collect(), n))
-    }
-
-    /// The `message_keys` COPY stream (KEY_COLUMNS) of the same rows as `copy_chunks`.
-    #[pyo3(signature = (skip=None, chunk_size=1048576))]
-    fn keys_copy_chunks<'py>(
-        &self,
-        py: Python<'py>,
-        skip: Option<Vec<u8>>,
-        chunk_size: usize,
-    ) -> PyResult<Vec<Bound<'py, PyBytes>>> {
-        let batch = self.batch.get();
-        let skip = skip_mask(skip);
-        let chunks = detached(py, || {
-            pipeline::encode_keys(&batch.messages, &self.rows, skip.as_deref(), chunk_size)
-        })?;
-        Ok(chunks.iter().map(|c| PyBytes::new(py, c)).collect())
     }
 
     /// (chat_id, UTC day as days since 1970-01-01, messages, with media) of the same rows.
@@ -385,6 +490,20 @@ impl BatchResult {
     fn daily_counts(&self, skip: Option<Vec<u8>>) -> Vec<(i64, i32, i64, i64)> {
         let skip = skip_mask(skip);
         pipeline::daily_counts(&self.batch.get().messages, &self.rows, skip.as_deref())
+    }
+}
+
+/// (index, chat_id, message_id, reason, the message as JSON) of one conflict.
+type ConflictRow<'py> = (usize, i64, i64, String, Bound<'py, PyBytes>);
+
+impl BatchResult {
+    fn candidates(&self, everything: bool) -> impl Iterator<Item = (&RawMessage, &ProcessedRow)> {
+        self.batch
+            .get()
+            .messages
+            .iter()
+            .zip(&self.rows)
+            .filter(move |(_, r)| (everything || !r.new) && r.rejected.is_none())
     }
 }
 
@@ -413,15 +532,13 @@ pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<RawBatch>()?;
     m.add_class::<BatchResult>()?;
     m.add_function(wrap_pyfunction!(process_batch, m)?)?;
-    let cols: Vec<(&str, &str)> = pipeline::STAGING_COLUMNS
+    let cols: Vec<(&str, &str, &str)> = pipeline::COLUMNS
         .iter()
-        .map(|(n, t)| (*n, t.name()))
+        .map(|c| (c.name, c.ty.name(), c.merge.name()))
         .collect();
     m.add("STAGING_COLUMNS", cols)?;
-    let keys: Vec<(&str, &str)> = pipeline::KEY_COLUMNS
-        .iter()
-        .map(|(n, t)| (*n, t.name()))
-        .collect();
-    m.add("KEY_COLUMNS", keys)?;
+    m.add("KEY_COLUMNS", pipeline::KEY_COLUMNS.to_vec())?;
+    let mask: Vec<(&str, u32)> = pipeline::mask_columns().map(|(b, c)| (c.name, b)).collect();
+    m.add("PRESENT_BITS", mask)?;
     Ok(())
 }

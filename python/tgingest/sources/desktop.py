@@ -1,15 +1,25 @@
-"""Telegram Desktop exports: the Rust streaming parser plus safe resolution of media files."""
+"""Telegram Desktop exports as a source: the Rust streaming parser, safe resolution of the media
+files beside result.json, and one `SourceBatch` per parsed batch."""
 
 from __future__ import annotations
 
 import os
 import re
-from collections.abc import Iterator
-from dataclasses import dataclass
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 from tgingest._core import ExportReader, RawBatch
 from tgingest.errors import InvalidInputError, UnsafePathError
+from tgingest.records import (
+    ChatRow,
+    Checkpoint,
+    Coverage,
+    LocalMedia,
+    QuarantineRow,
+    SourceBatch,
+    UserRow,
+)
+from tgingest.sources.base import RunBlocking
 
 _TZ = re.compile(r"^(?:UTC)?([+-])(\d{1,2})(?::?(\d{2}))?$")
 
@@ -40,19 +50,15 @@ def find_result_json(path: Path) -> Path:
     return path
 
 
-@dataclass(frozen=True)
-class MediaFile:
-    chat_id: int
-    message_id: int
-    media_type: str | None
-    relative: str  # as written in the export
-    path: Path | None  # resolved inside the export folder; None when refused or missing
-    refused: str | None = None  # why the path was refused (unsafe), for quarantine
-    missing: bool = False  # listed in the export, but the file is not there
-
-
 class DesktopExport:
-    """A Telegram Desktop export on disk (result.json and the files beside it)."""
+    """A Telegram Desktop export on disk (result.json and the files beside it).
+
+    As a source it reads oldest record first, one batch of one chat at a time; each batch may
+    advance the chat's export checkpoint (byte offset, highest id) and its coverage, the id
+    range the export holds completely.
+    """
+
+    name = "export"
 
     def __init__(
         self,
@@ -67,6 +73,9 @@ class DesktopExport:
         self.reader = ExportReader(
             self.result_json, tz_offset=tz_offset, chat_id=chat_id, batch_size=batch_size
         )
+        self.with_media = True
+        # Highest message id read so far per chat: the next batch's coverage starts after it.
+        self._last_id: dict[int, int] = {}
 
     @property
     def total_bytes(self) -> int:
@@ -83,11 +92,61 @@ class DesktopExport:
     def __iter__(self) -> Iterator[RawBatch]:
         return iter(self.reader)
 
-    def media_files(self, batch: RawBatch) -> list[MediaFile]:
+    def media_files(self, batch: RawBatch) -> list[LocalMedia]:
         return [
-            MediaFile(chat, msg, kind, rel, *self.resolve(rel))
+            LocalMedia(chat, msg, kind, rel, *self.resolve(rel))
             for chat, msg, kind, rel in batch.media
         ]
+
+    async def batches(self, run_blocking: RunBlocking) -> AsyncIterator[SourceBatch]:
+        """Every batch of the export, parsed off the event loop (GIL released inside)."""
+        while (sb := await run_blocking(self.read_batch)) is not None:
+            yield sb
+
+    def read_batch(self) -> SourceBatch | None:
+        """Blocking: the next batch as a SourceBatch, or None at the end of the export."""
+        batch = self.next_batch()
+        if batch is None:
+            return None
+        chat = batch.chat or {}
+        chat_id = chat.get("chat_id")
+        sb = SourceBatch(
+            source=self.name,
+            batch=batch,
+            source_file=str(self.result_json),
+            byte_offset=batch.end_offset,
+            chat=ChatRow(
+                chat_id=chat_id,
+                bare_id=chat.get("bare_id"),
+                type=chat.get("type"),
+                title=chat.get("name"),
+                left=bool(chat.get("left")),
+            )
+            if chat_id is not None
+            else None,
+            senders=[UserRow(user_id, name) for user_id, name in batch.senders],
+            quarantine=[
+                QuarantineRow(error=err, raw=raw, chat_id=chat_id, message_id=mid, byte_offset=off)
+                for off, mid, raw, err in batch.quarantined
+            ],
+            local_media=self.media_files(batch) if self.with_media else [],
+        )
+        id_range = batch.message_id_range
+        if chat_id is not None and id_range is not None:
+            lo, hi = id_range
+            # An export lists every message of its range in ascending id order, so the ids
+            # from the previous batch's last to this one's last were all read, present or not.
+            # Anything else (ids out of order) claims nothing.
+            prev = self._last_id.get(chat_id)
+            if batch.ids_ascending and (prev is None or prev < lo):
+                sb.coverage.append(Coverage(chat_id, lo if prev is None else prev + 1, hi))
+                self._last_id[chat_id] = hi
+            else:
+                self._last_id[chat_id] = max(hi, prev if prev is not None else hi)
+            sb.checkpoints.append(
+                Checkpoint(self.name, chat_id, max_message_id=hi, byte_offset=batch.end_offset)
+            )
+        return sb
 
     def resolve(self, relative: str) -> tuple[Path | None, str | None, bool]:
         """(path, refusal, missing) of a media path, resolved strictly inside the folder."""
@@ -97,6 +156,13 @@ class DesktopExport:
             return None, str(e), False
         except FileNotFoundError:
             return None, None, True
+        except (OSError, RuntimeError) as e:
+            # Name too long, a symlink loop, no permission, ...: refuse this file, not the import.
+            return (
+                None,
+                f"refused media path {relative!r}: {e.strerror if isinstance(e, OSError) else e}",
+                False,
+            )
 
     def _resolve(self, relative: str) -> Path:
         if not relative or "\x00" in relative or os.path.isabs(relative) or "\\" in relative:

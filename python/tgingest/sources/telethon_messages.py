@@ -22,19 +22,41 @@ def _media_type(media: Any) -> str | None:
     return {"document": "file", "geo": "location", "geolive": "location"}.get(kind, kind) or None
 
 
-def _entities(message: Any) -> str | None:
-    if not message.entities:
-        return None
-    return json.dumps(
-        [
-            {
-                "type": type(e).__name__.removeprefix("MessageEntity").lower(),
-                "offset": e.offset,
-                "length": e.length,
-            }
-            for e in message.entities
-        ]
-    )
+_ENTITY_TYPES = {
+    "Url": "link",
+    "TextUrl": "text_link",
+    "MentionName": "mention_name",
+    "Strike": "strikethrough",
+    "BotCommand": "bot_command",
+    "BankCard": "bank_card",
+    "CustomEmoji": "custom_emoji",
+}
+_ENTITY_ATTRS = (
+    ("collapsed", "collapsed"),
+    ("document_id", "document_id"),
+    ("url", "href"),
+    ("language", "language"),
+    ("user_id", "user_id"),
+)
+
+
+def entities_json(entities: Any) -> str | None:
+    """Telethon entities in the canonical shape (rust/entities.rs), byte for byte."""
+    out = []
+    for e in entities or ():
+        name = type(e).__name__.removeprefix("InputMessageEntity").removeprefix("MessageEntity")
+        item: dict[str, Any] = {
+            "type": _ENTITY_TYPES.get(name, name.lower()),
+            "offset": e.offset,
+            "length": e.length,
+        }
+        for attr, key in sorted(_ENTITY_ATTRS, key=lambda a: a[1]):
+            value = getattr(e, attr, None)
+            if value not in (None, "", False):
+                item[key] = value
+        if e.length > 0:
+            out.append(item)
+    return json.dumps(out, ensure_ascii=False, separators=(",", ":")) if out else None
 
 
 def messages_to_batch(messages: Sequence[Any]) -> RawBatch:
@@ -82,7 +104,7 @@ def messages_to_batch(messages: Sequence[Any]) -> RawBatch:
         cols["via_bot"].append(None)
         cols["author"].append(None if service else m.post_author)
         cols["media_type"].append(None if service else _media_type(m.media))
-        cols["entities"].append(None if service else _entities(m))
+        cols["entities"].append(None if service else entities_json(m.entities))
         extra = {"action": type(m.action).__name__} if service else None
         if not service and m.via_bot_id:
             extra = {"via_bot_id": m.via_bot_id}

@@ -1,0 +1,64 @@
+"""The `tgingest` command line: one module per group of commands.
+
+Each command module adds its parsers (with `handler` set) and runs with the settings read once
+from the environment. Every error a user can cause is one line on stderr and exit code 1.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import textwrap
+
+from rich.markup import escape
+
+from tgingest import __version__
+from tgingest.cli import db, import_cmd, read
+from tgingest.cli.common import err_console, examples
+from tgingest.config import Settings
+from tgingest.errors import TgIngestError
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="tgingest",
+        description=textwrap.dedent(
+            """\
+            Telegram message warehouse: import Telegram Desktop exports into PostgreSQL,
+            search them in any script (Chinese included), browse and audit them.
+
+            PostgreSQL: TGINGEST_DSN if set, otherwise an embedded server under
+            TGINGEST_DATA_DIR (default ~/.local/share/tgingest)."""
+        ),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog=examples(
+            "tgingest import ~/Downloads/Telegram\\ Desktop/ChatExport_2024-05-01",
+            'tgingest search "数据库" --limit 5',
+            "tgingest timeline -1001234567890 --limit 20",
+        ),
+    )
+    parser.add_argument("--version", action="version", version=f"tgingest {__version__}")
+    parser.add_argument("-v", "--verbose", action="store_true", help="log what happens")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    import_cmd.add_parser(sub)
+    read.add_parsers(sub)
+    db.add_parser(sub)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(
+        level=logging.INFO if args.verbose else logging.WARNING,
+        format="%(levelname)s %(name)s: %(message)s",
+    )
+    try:
+        settings = Settings.from_env()
+        return asyncio.run(args.handler(args, settings))
+    except TgIngestError as e:
+        err_console.print(f"[bold red]error:[/] {escape(str(e))}", soft_wrap=True)
+        return 1
+    except KeyboardInterrupt:
+        err_console.print("interrupted; everything committed so far is kept")
+        return 130

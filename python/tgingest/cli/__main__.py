@@ -1,0 +1,5 @@
+import sys
+
+from tgingest.cli import main
+
+sys.exit(main())

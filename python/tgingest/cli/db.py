@@ -1,0 +1,73 @@
+"""`tgingest db`: which PostgreSQL, its size, partitions and alerts; schema upgrades."""
+
+from __future__ import annotations
+
+import argparse
+import re
+
+from rich.markup import escape
+from rich.table import Table
+
+from tgingest.cli.common import Subparsers, add_command, console, print_json, with_db
+from tgingest.config import Settings
+from tgingest.store import queries
+from tgingest.store.database import Database
+
+
+def add_parser(sub: Subparsers) -> None:
+    p = add_command(sub, "db", "Database maintenance.", "tgingest db info", "tgingest db upgrade")
+    dsub = p.add_subparsers(dest="action", required=True, metavar="ACTION")
+    di = dsub.add_parser("info", help="which PostgreSQL, size, partitions, row counts, alerts")
+    di.add_argument("--json", action="store_true")
+    dsub.add_parser("upgrade", help="apply pending schema migrations (safe to run twice)")
+    p.set_defaults(handler=cmd_db)
+
+
+async def cmd_db(args: argparse.Namespace, settings: Settings) -> int:
+    if args.action == "upgrade":
+        from tgingest.store import migrations
+
+        db = await Database.open(settings, upgrade=False)
+        try:
+            async with db.pool.acquire() as conn:
+                done = await migrations.upgrade(conn)
+        finally:
+            await db.aclose()
+        if done:
+            for m in done:
+                console.print(f"applied {m.version:04d} {m.name}")
+        else:
+            console.print("schema is up to date")
+        return 0
+
+    async def run(db: Database) -> int:
+        async with db.pool.acquire() as conn:
+            info = await queries.db_info(conn)
+        info = {"postgres": db.kind, "where": db.where, **info}
+        if args.json:
+            print_json(info)
+            return 0
+        console.print(
+            f"[bold]PostgreSQL[/]: {db.kind} ({escape(db.where)}), version {info['server_version']}"
+        )
+        console.print(
+            f"[bold]size[/]: {info['size_bytes'] / 2**20:,.1f} MiB; migrations: "
+            + ", ".join(f"{v:04d}_{n}" for v, n in info["migrations"])
+        )
+        table = Table("partition", "from", "to", "rows", "size")
+        for p in info["partitions"]:
+            bounds = re.findall(r"'(\d{4}-\d{2}-\d{2})", p["bound"]) or ["default", ""]
+            table.add_row(
+                p["name"], *bounds[:2], f"{p['approx_rows']:,}", f"{p['bytes'] / 2**20:,.1f} MiB"
+            )
+        console.print(table)
+        for name, count in info["tables"].items():
+            console.print(f"{name}: {count:,}")
+        if info["default_partition_rows"]:
+            console.print(
+                f"[bold red]ALERT[/]: {info['default_partition_rows']:,} rows in "
+                "messages_default (no monthly partition for their dates)"
+            )
+        return 0
+
+    return await with_db(settings, run)

@@ -1,0 +1,142 @@
+"""`tgingest import`: a Telegram Desktop export into the warehouse, streaming, idempotent."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+from pathlib import Path
+from typing import Any
+
+from rich.progress import (
+    BarColumn,
+    DownloadColumn,
+    Progress,
+    TextColumn,
+    TimeElapsedColumn,
+    TimeRemainingColumn,
+)
+from rich.table import Table
+
+from tgingest.cli.common import Subparsers, add_command, console, err_console, print_json
+from tgingest.config import Settings
+from tgingest.errors import InvalidInputError
+from tgingest.pipeline import Pipeline, RunSummary, dry_run
+from tgingest.sources.desktop import DesktopExport, parse_tz_offset
+from tgingest.store.database import Database
+
+
+def add_parser(sub: Subparsers) -> None:
+    p = add_command(
+        sub,
+        "import",
+        "Import a Telegram Desktop export (result.json or its folder), streaming, idempotent.",
+        "tgingest import ./ChatExport_2024-05-01",
+        "tgingest import ./DataExport/result.json --no-media",
+        "tgingest import old_export/result.json --tz +03:00   # exports without date_unixtime",
+        "tgingest import big.json --dry-run                  # parse and check, write nothing",
+    )
+    p.add_argument("path", type=Path, help="result.json or the export folder holding it")
+    p.add_argument("--chat-id", type=int, help="store a single-chat export under this chat id")
+    p.add_argument(
+        "--tz",
+        metavar="OFFSET",
+        help="UTC offset of the machine that made an old export lacking date_unixtime (+03:00)",
+    )
+    p.add_argument("--no-media", action="store_true", help="do not hash or copy media files")
+    p.add_argument("--dry-run", action="store_true", help="parse and process, write nothing")
+    p.add_argument("--batch-size", type=int, help="messages per transaction (default 10000)")
+    p.add_argument("--json", action="store_true", help="print the summary as JSON")
+    p.set_defaults(handler=run)
+
+
+def summary_dict(s: RunSummary) -> dict[str, Any]:
+    c = s.counts
+    return {
+        "file": s.source_file,
+        "dry_run": s.dry_run,
+        "messages": c.messages,
+        "new": c.new,
+        "updated": c.updated,
+        "unchanged": c.unchanged,
+        "quarantined": c.quarantined,
+        "media_stored": s.media_stored,
+        "media_deduplicated": s.media_deduplicated,
+        "media_refused": s.media_refused,
+        "media_missing": s.media_missing,
+        "batches": s.batches,
+        "bytes": s.bytes,
+        "seconds": round(s.seconds, 3),
+        "messages_per_second": round(s.rate),
+    }
+
+
+def _print_summary(s: RunSummary) -> None:
+    d = summary_dict(s)
+    table = Table(
+        title="dry run (nothing written)" if s.dry_run else "import summary", show_header=False
+    )
+    table.add_column(style="bold")
+    table.add_column(justify="right")
+    keys = (
+        ["messages", "quarantined", "media_refused", "media_missing"]
+        if s.dry_run
+        else [
+            "messages",
+            "new",
+            "updated",
+            "unchanged",
+            "quarantined",
+            "media_stored",
+            "media_deduplicated",
+            "media_refused",
+            "media_missing",
+        ]
+    )
+    for key in keys:
+        table.add_row(key.replace("_", " "), f"{d[key]:,}")
+    table.add_row("time", f"{s.seconds:.1f} s ({d['messages_per_second']:,} msg/s)")
+    console.print(table)
+    if s.counts.quarantined:
+        console.print("[yellow]see them with:[/] tgingest quarantine list")
+
+
+async def run(args: argparse.Namespace, settings: Settings) -> int:
+    tz = parse_tz_offset(args.tz) if args.tz else None
+    batch_size = args.batch_size or settings.batch_size
+    if not 1 <= batch_size <= 50_000:
+        raise InvalidInputError("--batch-size must be between 1 and 50000")
+    export = DesktopExport(args.path, tz_offset=tz, chat_id=args.chat_id, batch_size=batch_size)
+    export.with_media = not args.no_media
+    with Progress(
+        TextColumn("[bold]{task.description}"),
+        BarColumn(),
+        DownloadColumn(),
+        TextColumn("{task.fields[messages]:,} msgs  {task.fields[rate]:,.0f} msg/s"),
+        TimeElapsedColumn(),
+        TimeRemainingColumn(),
+        console=err_console,
+        disable=args.json or not err_console.is_terminal,
+    ) as bar:
+        task = bar.add_task(
+            export.result_json.name, total=export.total_bytes or None, messages=0, rate=0.0
+        )
+        started = asyncio.get_running_loop().time()
+
+        def progress(s: RunSummary) -> None:
+            elapsed = max(asyncio.get_running_loop().time() - started, 1e-6)
+            messages = s.counts.messages
+            bar.update(
+                task, completed=export.bytes_read, messages=messages, rate=messages / elapsed
+            )
+
+        if args.dry_run:
+            summary = await asyncio.to_thread(dry_run, export, None)
+        else:
+            async with await Database.open(settings) as db, Pipeline(db, settings) as pipeline:
+                summary = await pipeline.run(export, progress=progress)
+            summary.bytes = export.bytes_read
+    if args.json:
+        print_json(summary_dict(summary))
+    else:
+        _print_summary(summary)
+    return 0
