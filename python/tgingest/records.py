@@ -158,6 +158,9 @@ class SourceBatch:
     source_file: str | None = None
     byte_offset: int | None = None
     started_at: dt.datetime = field(default_factory=_now)
+    # Live only: when the oldest event in the batch reached us (time.time()), for the
+    # event-to-commit latency.
+    received_at: float | None = None
 
     @property
     def chat_id(self) -> int | None:

@@ -191,6 +191,49 @@ impl RawBatch {
         })
     }
 
+    /// A new batch of the messages at `indices` (in that order); chat, quarantine and offset
+    /// are not carried over. For splitting a batch that failed to find the message at fault.
+    fn select(&self, indices: Vec<usize>) -> PyResult<Self> {
+        let messages = indices
+            .iter()
+            .map(|&i| {
+                self.messages.get(i).cloned().ok_or_else(|| {
+                    to_py(CoreError::InvalidInput(format!(
+                        "index {i} is out of range for a batch of {}",
+                        self.messages.len()
+                    )))
+                })
+            })
+            .collect::<PyResult<Vec<_>>>()?;
+        Ok(RawBatch {
+            messages,
+            chat: None,
+            quarantined: Vec::new(),
+            end_offset: 0,
+        })
+    }
+
+    /// One message as JSON (the queue wire format's shape), to keep verbatim in quarantine.
+    fn message_json<'py>(&self, py: Python<'py>, index: usize) -> PyResult<Bound<'py, PyBytes>> {
+        let m = self.messages.get(index).ok_or_else(|| {
+            to_py(CoreError::InvalidInput(format!(
+                "no message at index {index}"
+            )))
+        })?;
+        let raw = serde_json::to_vec(m)
+            .map_err(|e| to_py(CoreError::InvalidInput(format!("cannot serialize: {e}"))))?;
+        Ok(PyBytes::new(py, &raw))
+    }
+
+    /// (chat_id, message_id) of every message, in order.
+    #[getter]
+    fn keys(&self) -> Vec<(i64, i64)> {
+        self.messages
+            .iter()
+            .map(|m| (m.chat_id, m.message_id))
+            .collect()
+    }
+
     /// The chat every message of an export batch belongs to (None for column batches).
     #[getter]
     fn chat<'py>(&self, py: Python<'py>) -> PyResult<Option<Bound<'py, PyDict>>> {

@@ -75,3 +75,20 @@ class Database:
 
     async def __aexit__(self, *exc: object) -> None:
         await self.aclose()
+
+
+# SQLSTATE classes that a later attempt can get past: connection exceptions (08), operator
+# intervention such as admin shutdown or a server starting up (57), insufficient resources
+# (53), and serialization failures / deadlocks (40).
+_TRANSIENT_SQLSTATE = ("08", "57", "53", "40")
+
+
+def is_transient(error: BaseException) -> bool:
+    """True when the same statement may well succeed later (a lost or refused connection, a
+    restarting server, a deadlock); False for errors the data itself causes."""
+    if isinstance(error, OSError | TimeoutError | asyncpg.InterfaceError):
+        return True
+    if isinstance(error, DatabaseError):
+        return True  # tgingest's own "cannot connect" wrapping
+    code = getattr(error, "sqlstate", None) or ""
+    return isinstance(error, asyncpg.PostgresError) and code[:2] in _TRANSIENT_SQLSTATE
