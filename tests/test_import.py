@@ -12,7 +12,7 @@ import asyncpg
 import pytest
 
 from tgingest.samples import write_export
-from tgingest.sources.telethon_messages import messages_to_batch
+from tgingest.sources.telegram.mapping import map_messages
 
 from helpers import commit_raw, import_export
 
@@ -118,7 +118,7 @@ async def test_export_and_live_telethon_data_share_rows(settings, conn, tmp_path
         for m in chat["messages"]
         if m["type"] == "message"
     ]
-    counts = await commit_raw(settings, messages_to_batch(live))
+    counts = await commit_raw(settings, map_messages(live, account="test").batch)
     assert counts.new == 0
     assert await conn.fetchval("SELECT count(*) FROM messages") == 50
     assert await conn.fetchval("SELECT count(DISTINCT chat_id) FROM messages") == 1

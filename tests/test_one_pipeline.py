@@ -222,7 +222,7 @@ async def test_entities_have_one_shape_for_export_and_telethon(settings, conn, t
         PeerChannel,
     )
 
-    from tgingest.sources.telethon_messages import messages_to_batch
+    from tgingest.sources.telegram.mapping import map_messages
 
     text_runs = [
         "a😀 ",
@@ -242,6 +242,9 @@ async def test_entities_have_one_shape_for_export_and_telethon(settings, conn, t
                 "type": "message",
                 "date": "2023-11-14T22:13:20",
                 "date_unixtime": str(T0),
+                # Desktop names the channel as the sender of its posts (from_id = the chat).
+                "from": "E",
+                "from_id": "channel1500000001",
                 "text": text_runs,
                 "text_entities": [
                     {"type": "plain", "text": "a😀 "},
@@ -267,7 +270,7 @@ async def test_entities_have_one_shape_for_export_and_telethon(settings, conn, t
             MessageEntityCustomEmoji(offset=11, length=2, document_id=5368324170671202286),
         ],
     )
-    rb = messages_to_batch([live])
+    rb = map_messages([live], account="test").batch
     (counts,) = await commit_sources(settings, SourceBatch(source="telethon-live", batch=rb))
     # Same version, same content digest: a replay, not a conflict and not an update.
     assert (counts.unchanged, counts.quarantined) == (1, 0)
