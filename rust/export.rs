@@ -25,6 +25,8 @@ use scan::Scanner;
 use std::fs::File;
 use std::io::Read;
 use std::path::Path;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
 
 pub use message::NO_UNIXTIME as NO_UNIXTIME_ERROR;
 
@@ -123,6 +125,9 @@ pub struct ExportReader {
     total: Option<u64>,
     saw_messages: bool,
     failed: Option<(u64, String)>,
+    /// Bytes consumed so far, readable from other threads while a parse runs (progress bars
+    /// must not wait for the batch being parsed).
+    progress: Arc<AtomicU64>,
 }
 
 impl ExportReader {
@@ -155,11 +160,22 @@ impl ExportReader {
             total: None,
             saw_messages: false,
             failed: None,
+            progress: Arc::new(AtomicU64::new(0)),
         })
     }
 
     pub fn bytes_read(&self) -> u64 {
         self.scan.offset()
+    }
+
+    /// A shared counter of the bytes consumed, updated after every record: read it without
+    /// holding the reader.
+    pub fn progress(&self) -> Arc<AtomicU64> {
+        Arc::clone(&self.progress)
+    }
+
+    fn publish_progress(&self) {
+        self.progress.store(self.scan.offset(), Ordering::Relaxed);
     }
 
     pub fn total_bytes(&self) -> Option<u64> {
@@ -183,7 +199,9 @@ impl ExportReader {
         if let Some((offset, reason)) = &self.failed {
             return Err(self.scan.error(*offset, reason.clone()));
         }
-        match self.batch(max_messages) {
+        let result = self.batch(max_messages);
+        self.publish_progress();
+        match result {
             Err(CoreError::Export {
                 path,
                 offset,
@@ -225,7 +243,9 @@ impl ExportReader {
                 open = false;
                 break;
             }
-            match self.read_message(batch.chat.chat_id)? {
+            let record = self.read_message(batch.chat.chat_id)?;
+            self.publish_progress();
+            match record {
                 Ok(m) => batch.messages.push(m),
                 Err(q) => {
                     quarantined_bytes += q.raw.len() + q.error.len();

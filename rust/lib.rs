@@ -13,6 +13,7 @@
 //! - [`hash`]: stable 128-bit content digests, SimHash, SHA-256.
 //! - [`bloom`]: split-block Bloom filters (plain and aging) with a checked file format.
 //! - [`pgcopy`]: PostgreSQL binary COPY encoding in ~1 MiB chunks.
+//! - [`plausible`]: the bounds on dates and ids a message must meet to be stored.
 //! - [`pipeline`]: the fused batch step that strings the above together.
 
 pub mod bloom;
@@ -24,6 +25,7 @@ pub mod message;
 pub mod normalize;
 pub mod pgcopy;
 pub mod pipeline;
+pub mod plausible;
 pub mod tokenize;
 
 #[cfg(feature = "python")]

@@ -10,6 +10,7 @@ use crate::hash;
 use crate::message::RawMessage;
 use crate::normalize;
 use crate::pgcopy::CopyWriter;
+use crate::plausible;
 use crate::tokenize::TsVectorBuilder;
 use std::borrow::Cow;
 
@@ -39,6 +40,15 @@ pub struct ProcessedRow {
 
 /// Normalize, tokenize, hash and Bloom-check a batch. Pure CPU work, no Python objects.
 pub fn process(batch: &[RawMessage], bloom: Option<&BloomFilter>) -> Vec<ProcessedRow> {
+    process_at(batch, bloom, plausible::now())
+}
+
+/// [`process`] with the clock given: dates past `now` (plus the allowed skew) are rejected.
+pub fn process_at(
+    batch: &[RawMessage],
+    bloom: Option<&BloomFilter>,
+    now: i64,
+) -> Vec<ProcessedRow> {
     let mut builder = TsVectorBuilder::new();
     let mut rows: Vec<ProcessedRow> = batch
         .iter()
@@ -53,7 +63,7 @@ pub fn process(batch: &[RawMessage], bloom: Option<&BloomFilter>) -> Vec<Process
                 version_key: hash::version_key(m.chat_id, m.message_id, m.edit_date.unwrap_or(0)),
                 tsvector: tsvector_bytes(&builder),
                 new: false,
-                rejected: check_json(m),
+                rejected: plausible::check(m, now).or_else(|| check_json(m)),
                 present: 0,
                 version_digest: version_digest(m),
             }
@@ -269,6 +279,17 @@ pub fn daily_counts(
         .collect()
 }
 
+/// Distinct (year, month) of the storable rows' UTC dates, sorted: the partitions they need.
+/// Rejected rows need none (their dates may be anything).
+pub fn months(batch: &[RawMessage], rows: &[ProcessedRow]) -> Vec<(i32, u32)> {
+    let mut months: Vec<(i32, u32)> = kept(batch, rows, None)
+        .map(|(_, (m, _))| year_month(m.date))
+        .collect();
+    months.sort_unstable();
+    months.dedup();
+    months
+}
+
 /// Civil (year, month) of a Unix timestamp in UTC (Howard Hinnant's days-from-civil inverse).
 pub fn year_month(unix: i64) -> (i32, u32) {
     let days = unix.div_euclid(86_400);
@@ -413,6 +434,29 @@ mod tests {
         .into();
         let (skip, conflicts) = compare_stored(&two[1..], &rows2[1..], &[true], &legacy);
         assert_eq!((skip, conflicts.len()), (vec![true], 0));
+    }
+
+    #[test]
+    fn implausible_rows_are_rejected_and_need_no_partition() {
+        let now = 1_750_000_000;
+        let mut b = batch();
+        b[0].date = i64::MAX;
+        b[1].edit_date = Some(9_223_372_036_854);
+        let mut fine = RawMessage::text(-1001, 4, now, "sent just now");
+        fine.edit_date = Some(now + 3600);
+        b.push(fine);
+        let rows = process_at(&b, None, now);
+        assert!(rows[0]
+            .rejected
+            .as_deref()
+            .unwrap()
+            .contains("implausible date"));
+        assert!(rows[1].rejected.as_deref().unwrap().contains("edit date"));
+        assert!(rows[2].rejected.is_none() && rows[3].rejected.is_none());
+        assert_eq!(months(&b, &rows), vec![(2023, 11), (2025, 6)]);
+        let (_, written) = encode(&b, &rows, None, None, Target::Staging, 1 << 20).unwrap();
+        assert_eq!(written, 2);
+        assert_eq!(daily_counts(&b, &rows, None).len(), 2);
     }
 
     #[test]

@@ -28,31 +28,28 @@ def test_import_search_timeline_stats_quarantine_db(settings, tmp_path) -> None:
     again = json.loads(_run(settings, "import", str(path), "--json").stdout)
     assert again["new"] == 0 and again["unchanged"] == 600
 
-    hits = [
-        json.loads(line)
-        for line in _run(settings, "search", "数据库", "--json", "--limit", "3").stdout.splitlines()
-    ]
-    assert hits and all("数据库" in h["text"] for h in hits)
+    found = json.loads(_run(settings, "search", "数据库", "--json", "--limit", "3").stdout)
+    hits = found["results"]
+    assert len(hits) == 3 and all("数据库" in h["text"] for h in hits)
+    assert found["query"] == "数据库" and found["next"]
+    more = _run(settings, "search", "数据库", "--json", "--limit", "3", "--after", found["next"])
+    following = json.loads(more.stdout)["results"]
+    assert following and not {(h["chat_id"], h["message_id"]) for h in hits} & {
+        (h["chat_id"], h["message_id"]) for h in following
+    }
     human = _run(settings, "search", "数据库", "--limit", "3").stdout
-    assert "数据库" in human and "next page: --after" in human
+    assert "数据库" in human and f"next page: --after {found['next']}" in human
 
     chat_id = hits[0]["chat_id"]
-    page = [
-        json.loads(line)
-        for line in _run(
-            settings, "timeline", str(chat_id), "--limit", "5", "--json"
-        ).stdout.splitlines()
-    ]
-    assert [m["message_id"] for m in page] == [300, 299, 298, 297, 296]
-    nxt = [
-        json.loads(line)
-        for line in _run(
-            settings, "timeline", str(chat_id), "--before", "296", "--limit", "2", "--json"
-        ).stdout.splitlines()
-    ]
-    assert [m["message_id"] for m in nxt] == [295, 294]
+    page = json.loads(_run(settings, "timeline", str(chat_id), "--limit", "5", "--json").stdout)
+    assert [m["message_id"] for m in page["messages"]] == [300, 299, 298, 297, 296]
+    assert page["chat_id"] == chat_id and page["next"] == 296
+    nxt = json.loads(
+        _run(settings, "timeline", str(chat_id), "--before", "296", "--limit", "2", "--json").stdout
+    )
+    assert [m["message_id"] for m in nxt["messages"]] == [295, 294]
 
-    stats = json.loads(_run(settings, "stats", "--json").stdout)
+    stats = json.loads(_run(settings, "stats", "--json").stdout)["chats"]
     assert sum(s["messages"] for s in stats) == 600
 
     info = json.loads(_run(settings, "db", "info", "--json").stdout)

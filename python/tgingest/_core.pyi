@@ -18,6 +18,7 @@ __all__ = [
     "ExportReader",
     "RawBatch",
     "__version__",
+    "_panic_for_tests",
     "content_hashes",
     "content_keys",
     "normalize",
@@ -187,7 +188,9 @@ class BatchResult:
         self, stored: Iterable[Sequence[Any]], everything: bool = False
     ) -> tuple[bytes, list[tuple[int, int, int, str, bytes]]]: ...
     @property
-    def rejected(self) -> list[tuple[int, int, int, str]]: ...
+    def rejected(self) -> list[tuple[int, int, int, str, bytes]]: ...
+    @property
+    def months(self) -> list[tuple[int, int]]: ...
     def copy_chunks(
         self,
         skip: bytes | None = None,
@@ -198,6 +201,7 @@ class BatchResult:
     def daily_counts(self, skip: bytes | None = None) -> list[tuple[int, int, int, int]]: ...
 
 def process_batch(batch: RawBatch, bloom: BloomFilter | None = None) -> BatchResult: ...
+def _panic_for_tests(message: str) -> None: ...
 
 @final
 class ExportReader:

@@ -9,6 +9,7 @@ import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
+from urllib.parse import parse_qs, urlsplit
 
 from tgingest.errors import ConfigError
 
@@ -16,6 +17,54 @@ from tgingest.errors import ConfigError
 def _default_data_dir(env: Mapping[str, str]) -> Path:
     base = env.get("XDG_DATA_HOME") or str(Path.home() / ".local" / "share")
     return Path(base) / "tgingest"
+
+
+_SSLMODES = {"disable", "allow", "prefer", "require", "verify-ca", "verify-full"}
+
+
+def check_dsn(dsn: str) -> str:
+    """`dsn` if it is a PostgreSQL URL asyncpg can use; else ConfigError saying what is wrong.
+
+    Messages name the part at fault, never the DSN itself: it may hold a password.
+    """
+    name = "TGINGEST_DSN"
+    form = "postgresql://user:password@host:5432/database"
+    if any(ord(c) < 32 or c.isspace() for c in dsn):
+        raise ConfigError(f"{name} contains spaces or control characters; percent-encode them")
+    if "://" not in dsn:
+        if "=" in dsn:
+            raise ConfigError(f"{name} in key=value form is not supported; write it as {form}")
+        raise ConfigError(f"{name} must be a URL like {form}")
+    try:
+        parts = urlsplit(dsn)
+    except ValueError as e:  # e.g. an unclosed [IPv6 address
+        raise ConfigError(f"{name} is not a valid URL ({e}); write it as {form}") from None
+    if parts.scheme not in ("postgresql", "postgres"):
+        raise ConfigError(
+            f"{name} must start with postgresql:// (or postgres://), not {parts.scheme}://"
+        )
+    if parts.netloc.count("@") > 1:
+        raise ConfigError(f"{name} has '@' in its user or password: percent-encode it as %40")
+    for host in filter(None, parts.netloc.rpartition("@")[2].split(",")):
+        port = host.rpartition("]")[2] if host.startswith("[") else host
+        if host.startswith("[") and "]" not in host:
+            raise ConfigError(f"{name} has an unclosed '[' in a host address")
+        if ":" in port:
+            text = port.rpartition(":")[2]
+            if not (text.isdigit() and 1 <= int(text) <= 65535):
+                raise ConfigError(f"{name} has port {text!r}; a port is a number from 1 to 65535")
+    if parts.query:
+        try:
+            query = parse_qs(parts.query, strict_parsing=True)
+        except ValueError:
+            raise ConfigError(f"{name} has a malformed query (expected ?key=value&...)") from None
+        for mode in query.get("sslmode", []):
+            if mode not in _SSLMODES:
+                raise ConfigError(f"{name}: sslmode must be one of {', '.join(sorted(_SSLMODES))}")
+        for text in ",".join(query.get("port", [])).split(","):
+            if text and not (text.isdigit() and 1 <= int(text) <= 65535):
+                raise ConfigError(f"{name} has port {text!r}; a port is a number from 1 to 65535")
+    return dsn
 
 
 def _int(env: Mapping[str, str], name: str, default: int, low: int, high: int) -> int:
@@ -43,6 +92,10 @@ class Settings:
     batch_size: messages per transaction (TGINGEST_BATCH_SIZE, 1,000 to 50,000).
     bloom_capacity: message versions the replay filter is sized for (TGINGEST_BLOOM_CAPACITY).
     redis_url: optional Redis (TGINGEST_REDIS_URL); never logged, it may hold a password.
+    max_new_partitions: monthly partitions one import may create (TGINGEST_MAX_NEW_PARTITIONS):
+        dates spread wider than that usually mean damaged input, not history.
+    db_retry_seconds: how long a commit keeps retrying a lost connection or a restarting
+        server before giving up (TGINGEST_DB_RETRY_SECONDS; 0 = no retry).
     """
 
     dsn: str | None = field(default=None, repr=False)
@@ -51,19 +104,25 @@ class Settings:
     batch_size: int = 10_000
     bloom_capacity: int = 10_000_000
     redis_url: str | None = field(default=None, repr=False)
+    max_new_partitions: int = 240
+    db_retry_seconds: int = 30
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
         env = os.environ if env is None else env
         data_dir = Path(env.get("TGINGEST_DATA_DIR") or _default_data_dir(env)).expanduser()
+        data_dir = data_dir.absolute()
         media = env.get("TGINGEST_MEDIA_DIR")
+        dsn = env.get("TGINGEST_DSN") or None
         return cls(
-            dsn=env.get("TGINGEST_DSN") or None,
+            dsn=check_dsn(dsn) if dsn is not None else None,
             data_dir=data_dir,
-            media_dir=Path(media).expanduser() if media else None,
+            media_dir=Path(media).expanduser().absolute() if media else None,
             batch_size=_int(env, "TGINGEST_BATCH_SIZE", 10_000, 1_000, 50_000),
             bloom_capacity=_int(env, "TGINGEST_BLOOM_CAPACITY", 10_000_000, 1_000, 10**10),
             redis_url=env.get("TGINGEST_REDIS_URL") or None,
+            max_new_partitions=_int(env, "TGINGEST_MAX_NEW_PARTITIONS", 240, 1, 100_000),
+            db_retry_seconds=_int(env, "TGINGEST_DB_RETRY_SECONDS", 30, 0, 3600),
         )
 
     @property

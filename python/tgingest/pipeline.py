@@ -4,11 +4,18 @@
 live updates, a Redis stream entry), in order. Preparing the next batch (the Rust hot path with
 the GIL released, plus hashing and storing local media files) runs in one dedicated thread and
 overlaps with committing the current one, so the client's CPU work hides behind the server's.
+
+`Pipeline.commit` is the one place a batch meets the database, for every caller: it creates the
+partitions the batch needs (capped per run) and retries transient connection failures with
+backoff (store/retry.py) before giving up with one clear DatabaseError. Whatever stops a run
+(bad file, lost server, a panic in the Rust core on the worker thread) surfaces as an exception
+after the batches before it committed, never as a hang.
 """
 
 from __future__ import annotations
 
 import asyncio
+import errno
 import logging
 import time
 from collections.abc import Callable
@@ -18,7 +25,7 @@ from typing import Any, TypeVar
 
 from tgingest._core import process_batch, sha256_files
 from tgingest.config import Settings
-from tgingest.errors import StorageIOError, UnsafePathError
+from tgingest.errors import DatabaseError, StorageIOError, UnsafePathError
 from tgingest.records import (
     BatchCounts,
     Coverage,
@@ -33,6 +40,7 @@ from tgingest.sources.base import Source
 from tgingest.store.database import Database
 from tgingest.store.media import MediaStore, safe_ext
 from tgingest.store.partitions import Partitions
+from tgingest.store.retry import describe, is_transient, retrying
 from tgingest.store.writer import Prepared, commit_batch, record_failed_batch
 
 log = logging.getLogger(__name__)
@@ -78,6 +86,8 @@ class Pipeline:
         self.media = MediaStore(settings.media_root)
         self.replay: ReplayFilter | None = None
         self.trust_filter = True
+        # Monthly partitions created by the current run (capped by max_new_partitions).
+        self.new_partitions = 0
         # One dedicated thread (not the default pool): batches are allocated and freed by the
         # same thread, so the allocator reuses one arena instead of growing several.
         self._worker = ThreadPoolExecutor(max_workers=1, thread_name_prefix="tgingest-prepare")
@@ -91,15 +101,24 @@ class Pipeline:
         return self
 
     async def aclose(self) -> None:
+        """Save the replay filter if the database can still be asked for its watermark; a
+        filter that cannot be saved is removed, and the next run rebuilds it."""
         self._worker.shutdown(wait=False)
         if self.replay is None:
             return
-        if not self.trust_filter:
-            # It missed rows that are stored: let the next run rebuild it from PostgreSQL.
-            self.replay.discard()
-            return
-        async with self.db.pool.acquire() as conn:
-            await asyncio.shield(self.replay.save(conn))
+        try:
+            if not self.trust_filter:
+                # It missed rows that are stored: let the next run rebuild it from PostgreSQL.
+                self.replay.discard()
+                return
+            async with self.db.pool.acquire() as conn:
+                await asyncio.shield(self.replay.save(conn))
+        except Exception as e:
+            log.warning("replay filter not saved (%s); the next run rebuilds it", describe(e))
+            try:
+                self.replay.discard()
+            except OSError:
+                pass
 
     async def __aenter__(self) -> Pipeline:
         return await self.open()
@@ -120,32 +139,69 @@ class Pipeline:
         p = Prepared(source=sb, result=result)
         if sb.local_media:
             self._store_local_media(p)
-        sb.coverage = _trim_coverage(sb, {(c, m) for _, c, m, _ in result.rejected})
+        sb.coverage = _trim_coverage(sb, {(c, m) for _, c, m, _, _ in result.rejected})
         return p
 
     async def commit(self, p: Prepared) -> BatchCounts:
-        """Commit one prepared batch; on failure leave a 'failed' audit row and re-raise."""
-        async with self.db.pool.acquire() as conn:
-            await self.partitions.ensure(conn, p.source.batch.months)
-            try:
-                counts = await commit_batch(conn, p, trust_filter=self.trust_filter)
-            except Exception as e:
-                await record_failed_batch(conn, p.source, e)
-                raise
+        """Commit one prepared batch, retrying transient failures for up to
+        `settings.db_retry_seconds`. A batch that fails for good leaves a 'failed' audit row
+        when the database still takes one, and raises: DatabaseError when the connection did not
+        come back, the error itself otherwise."""
+        budget = self.settings.db_retry_seconds
+
+        async def attempt() -> BatchCounts:
+            async with self.db.pool.acquire() as conn:
+                limit = self.settings.max_new_partitions - self.new_partitions
+                self.new_partitions += await self.partitions.ensure(
+                    conn, p.result.months, limit=limit
+                )
+                return await commit_batch(conn, p, trust_filter=self.trust_filter)
+
+        what = f"batch of {len(p.source.batch):,} messages"
+        try:
+            counts = await retrying(attempt, budget=budget, what=what)
+        except Exception as e:
+            if is_transient(e):
+                raise DatabaseError(
+                    f"lost the connection to PostgreSQL ({describe(e)}) and it did not come "
+                    f"back within {budget} s"
+                ) from None
+            await self._record_failure(p.source, e)
+            raise
         if counts.stale_filter and self.trust_filter:
             log.warning("the replay filter missed stored messages; verifying every row from now")
             self.trust_filter = False
         return counts
 
+    async def _record_failure(self, sb: SourceBatch, error: BaseException) -> None:
+        """Best effort: the 'failed' audit row (I6); a database that refuses it is logged."""
+        try:
+            async with self.db.pool.acquire() as conn:
+                await record_failed_batch(conn, sb, error)
+        except Exception as e:
+            log.warning("could not record the failed batch (%s)", describe(e))
+
     async def commit_source_batch(self, sb: SourceBatch) -> BatchCounts:
-        """Prepare and commit one batch (live sources, queue workers)."""
+        """Prepare and commit one batch (live sources, queue workers); a run of its own for the
+        partition cap."""
+        self.new_partitions = 0
         return await self.commit(await self.run_blocking(self.prepare, sb))
 
     # ---- a whole source ----------------------------------------------------------------------
 
-    async def run(self, source: Source, *, progress: Progress | None = None) -> RunSummary:
-        """Commit every batch `source` yields, in order, one prepared ahead of the commit."""
-        summary = RunSummary(source=source.name)
+    async def run(
+        self,
+        source: Source,
+        *,
+        progress: Progress | None = None,
+        summary: RunSummary | None = None,
+    ) -> RunSummary:
+        """Commit every batch `source` yields, in order, one prepared ahead of the commit.
+
+        Pass `summary` to see what was committed when the run raises part way.
+        """
+        summary = summary if summary is not None else RunSummary(source=source.name)
+        self.new_partitions = 0
         t0 = time.perf_counter()
         queue: asyncio.Queue[Prepared | BaseException | None] = asyncio.Queue(maxsize=1)
 
@@ -196,7 +252,9 @@ class Pipeline:
                 try:
                     saved = self.media.store_file(f.path, sha, safe_ext(f.path.name))
                 except (StorageIOError, UnsafePathError) as e:
-                    p.refused.append(_media_quarantine(f, f"media not stored: {e}"))
+                    later = isinstance(e, OSError) and e.errno in (errno.ENOSPC, errno.EDQUOT)
+                    hint = "; it is stored when the import runs again with room" if later else ""
+                    p.refused.append(_media_quarantine(f, f"media not stored: {e}{hint}"))
                     continue
                 p.media.append(MediaRow(sha, saved.size, saved.ext, saved.relative_path))
                 stored[sha] = saved.created
@@ -252,7 +310,7 @@ def _trim_coverage(sb: SourceBatch, rejected: set[tuple[int, int]]) -> list[Cove
 
 def _media_quarantine(f: LocalMedia, error: str) -> QuarantineRow:
     return QuarantineRow(
-        error=error,
+        error=f"message {f.message_id} of chat {f.chat_id}: {error}",
         raw=f.relative.encode("utf-8", "surrogatepass"),
         chat_id=f.chat_id,
         message_id=f.message_id,
@@ -260,18 +318,37 @@ def _media_quarantine(f: LocalMedia, error: str) -> QuarantineRow:
 
 
 def dry_run(export: Any, progress: Progress | None = None) -> RunSummary:
-    """Parse and process a whole export without writing anything."""
+    """Parse and process a whole export without writing anything.
+
+    Reports what an import into an empty warehouse would: the same records quarantined (unreadable
+    records, implausible dates or ids, repeats with other content within a batch) and the same
+    media files refused (paths the OS refuses, files it will not open) or missing.
+    """
     summary = RunSummary(source=export.name, source_file=str(export.result_json), dry_run=True)
     t0 = time.perf_counter()
     while (sb := export.read_batch()) is not None:
         result = process_batch(sb.batch)
+        _, conflicts = result.compare_stored([])
+        refused = sum(f.refused is not None for f in sb.local_media)
+        refused += sum(f.path is not None and not _readable(f.path) for f in sb.local_media)
         summary.batches += 1
         summary.counts.messages += len(sb.batch)
-        summary.counts.quarantined += len(sb.quarantine) + len(result.rejected)
-        summary.media_refused += sum(f.refused is not None for f in sb.local_media)
+        summary.counts.quarantined += (
+            len(sb.quarantine) + len(result.rejected) + len(conflicts) + refused
+        )
+        summary.media_refused += refused
         summary.media_missing += sum(f.missing for f in sb.local_media)
         if progress:
             progress(summary)
     summary.bytes = export.bytes_read
     summary.seconds = time.perf_counter() - t0
     return summary
+
+
+def _readable(path: Any) -> bool:
+    try:
+        with open(path, "rb") as f:
+            f.read(1)
+        return True
+    except OSError:
+        return False

@@ -2,8 +2,8 @@
 
 It only ever says "definitely new" (skip the lookup) or "maybe seen" (verify in PostgreSQL), so
 a stale or lost file can cost lookups, never messages. The file is named after the database it
-describes, saved with a checked header (Rust), and rebuilt from `message_keys` when it is
-missing, unreadable, or older than the newest committed batch.
+describes, saved with a checked header (Rust) as a private file, and rebuilt from
+`message_keys` when it is missing, unreadable, damaged, or older than the newest committed batch.
 """
 
 from __future__ import annotations
@@ -17,6 +17,7 @@ import asyncpg
 
 from tgingest._core import BloomFilter, version_keys
 from tgingest.errors import BloomFormatError, StorageIOError
+from tgingest.fs import private_dir, write_private
 
 log = logging.getLogger(__name__)
 
@@ -45,12 +46,15 @@ class ReplayFilter:
         watermark = await _watermark(conn)
         try:
             saved = json.loads(meta.read_text())
+            if not isinstance(saved, dict):
+                raise ValueError(f"{meta} does not hold a JSON object")
             if saved.get("watermark") == watermark and saved.get("capacity") == capacity:
                 return cls(BloomFilter.load(path), path, rebuilt=False)
             log.info("replay filter is older than the database; rebuilding it")
         except FileNotFoundError:
             pass
         except (BloomFormatError, StorageIOError, ValueError, OSError) as e:
+            # A damaged, foreign or unreadable file only costs a rebuild.
             log.warning("replay filter unusable (%s); rebuilding it from PostgreSQL", e)
         return cls(await cls._rebuild(conn, capacity), path, rebuilt=True)
 
@@ -74,7 +78,11 @@ class ReplayFilter:
         self.path.with_suffix(".json").unlink(missing_ok=True)
 
     async def save(self, conn: asyncpg.Connection) -> None:
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        self.bloom.save(self.path)
+        """Save the filter (0600, atomically) with the watermark it is valid for."""
         meta = {"watermark": await _watermark(conn), "capacity": self.bloom.capacity}
-        self.path.with_suffix(".json").write_text(json.dumps(meta))
+        try:
+            private_dir(self.path.parent)
+        except OSError as e:
+            raise StorageIOError(e.errno or 0, f"cannot create {self.path.parent}") from None
+        self.bloom.save(self.path)
+        write_private(self.path.with_suffix(".json"), json.dumps(meta).encode())

@@ -353,7 +353,12 @@ fn save_atomic(
         std::process::id()
     ));
     let written = (|| {
-        let file = OpenOptions::new().write(true).create_new(true).open(&tmp)?;
+        let mut options = OpenOptions::new();
+        options.write(true).create_new(true);
+        // The filter is derived from the user's message keys: private, whatever the umask.
+        #[cfg(unix)]
+        std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+        let file = options.open(&tmp)?;
         let mut w = BufWriter::with_capacity(1 << 20, &file);
         write(&mut w)?;
         w.flush()?;

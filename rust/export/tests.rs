@@ -304,6 +304,23 @@ fn chat_ids_follow_the_api_numbering() {
 }
 
 #[test]
+fn progress_is_shared_and_follows_every_batch() {
+    let mut r = reader(ACCOUNT, ExportOptions::default());
+    let progress = r.progress();
+    assert_eq!(progress.load(std::sync::atomic::Ordering::Relaxed), 0);
+    let mut last = 0;
+    while r.next_batch(2).unwrap().is_some() {
+        let now = progress.load(std::sync::atomic::Ordering::Relaxed);
+        assert!(now > last && now == r.bytes_read());
+        last = now;
+    }
+    assert_eq!(
+        progress.load(std::sync::atomic::Ordering::Relaxed),
+        r.bytes_read()
+    );
+}
+
+#[test]
 fn truncated_file_fails_with_offset_and_earlier_batches_stay() {
     let cut = &ACCOUNT[..ACCOUNT.len() - 400];
     let mut r = reader(cut, ExportOptions::default());

@@ -302,7 +302,8 @@ impl RawBatch {
         out
     }
 
-    /// Distinct (year, month) of the messages' UTC dates: the partitions this batch needs.
+    /// Distinct (year, month) of every message's UTC date (`BatchResult.months` leaves out the
+    /// rows the hot path rejects).
     #[getter]
     fn months(&self) -> Vec<(i32, u32)> {
         let mut months: Vec<(i32, u32)> = self
@@ -474,20 +475,35 @@ impl BatchResult {
         Ok((super::convert::flag_bytes(py, &skip), conflicts))
     }
 
-    /// (index, chat_id, message_id, reason) of rows PostgreSQL would refuse (to quarantine).
+    /// (index, chat_id, message_id, reason, the message as JSON) of rows that cannot be stored
+    /// as they are (implausible dates or ids, JSON PostgreSQL would refuse): to quarantine.
     #[getter]
-    fn rejected(&self) -> Vec<(usize, i64, i64, String)> {
+    fn rejected<'py>(&self, py: Python<'py>) -> Vec<ConflictRow<'py>> {
         let batch = self.batch.get();
         self.rows
             .iter()
             .zip(&batch.messages)
             .enumerate()
             .filter_map(|(i, (r, m))| {
-                r.rejected
-                    .as_ref()
-                    .map(|e| (i, m.chat_id, m.message_id, e.clone()))
+                let raw = || serde_json::to_vec(m).unwrap_or_default();
+                r.rejected.as_ref().map(|e| {
+                    (
+                        i,
+                        m.chat_id,
+                        m.message_id,
+                        e.clone(),
+                        PyBytes::new(py, &raw()),
+                    )
+                })
             })
             .collect()
+    }
+
+    /// Distinct (year, month) of the storable rows' UTC dates: the partitions this batch needs
+    /// (rejected rows need none).
+    #[getter]
+    fn months(&self) -> Vec<(i32, u32)> {
+        pipeline::months(&self.batch.get().messages, &self.rows)
     }
 
     /// Encode a COPY stream (GIL released), leaving out rejected rows and rows whose byte in
@@ -536,7 +552,7 @@ impl BatchResult {
     }
 }
 
-/// (index, chat_id, message_id, reason, the message as JSON) of one conflict.
+/// (index, chat_id, message_id, reason, the message as JSON) of one conflict or rejected row.
 type ConflictRow<'py> = (usize, i64, i64, String, Bound<'py, PyBytes>);
 
 impl BatchResult {

@@ -6,11 +6,16 @@ use crate::export::{ExportOptions, ExportReader as Reader};
 use crate::CoreError;
 use pyo3::prelude::*;
 use std::path::PathBuf;
-use std::sync::Mutex;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 
+/// The parse holds `inner` for a whole batch; `progress` and `total` are read without it, so a
+/// progress bar on the event loop never waits for the parse.
 #[pyclass(frozen, module = "tgingest._core")]
 pub struct ExportReader {
     inner: Mutex<Reader>,
+    progress: Arc<AtomicU64>,
+    total: Option<u64>,
     batch_size: usize,
 }
 
@@ -48,6 +53,8 @@ impl ExportReader {
         };
         let reader = detached(py, || Reader::open(&path, options))?;
         Ok(ExportReader {
+            progress: reader.progress(),
+            total: reader.total_bytes(),
             inner: Mutex::new(reader),
             batch_size: batch_size.max(1),
         })
@@ -81,14 +88,15 @@ impl ExportReader {
         self.next_batch(py, None)
     }
 
+    /// Bytes of the file consumed so far (never waits for a parse in progress).
     #[getter]
-    fn bytes_read(&self) -> PyResult<u64> {
-        Ok(self.lock()?.bytes_read())
+    fn bytes_read(&self) -> u64 {
+        self.progress.load(Ordering::Relaxed)
     }
 
     #[getter]
-    fn total_bytes(&self) -> PyResult<Option<u64>> {
-        Ok(self.lock()?.total_bytes())
+    fn total_bytes(&self) -> Option<u64> {
+        self.total
     }
 
     /// (user_id, name) of the exporting account, when the export has personal_information.

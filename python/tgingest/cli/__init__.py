@@ -1,7 +1,9 @@
 """The `tgingest` command line: one module per group of commands.
 
 Each command module adds its parsers (with `handler` set) and runs with the settings read once
-from the environment. Every error a user can cause is one line on stderr and exit code 1.
+from the environment. Arguments and settings are checked before any database work. Every error
+is one line on stderr and a non-zero exit: 2 for a usage error, 1 for anything else (a bad
+file, a lost server, even a bug in tgingest; `-v` adds the traceback for those).
 """
 
 from __future__ import annotations
@@ -9,19 +11,21 @@ from __future__ import annotations
 import argparse
 import asyncio
 import logging
+import sys
 import textwrap
+import traceback
 
 from rich.markup import escape
 
 from tgingest import __version__
 from tgingest.cli import db, import_cmd, read
-from tgingest.cli.common import err_console, examples
+from tgingest.cli.common import Parser, err_console, examples, failure_line
 from tgingest.config import Settings
 from tgingest.errors import TgIngestError
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = Parser(
         prog="tgingest",
         description=textwrap.dedent(
             """\
@@ -48,7 +52,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    argv = sys.argv[1:] if argv is None else list(argv)
+    args = build_parser().parse_args(read.search_argv(argv))
     logging.basicConfig(
         level=logging.INFO if args.verbose else logging.WARNING,
         format="%(levelname)s %(name)s: %(message)s",
@@ -62,3 +67,10 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         err_console.print("interrupted; everything committed so far is kept")
         return 130
+    except SystemExit:
+        raise
+    except BaseException as e:  # a lost server, an OS refusal, a Rust panic: still one line
+        if args.verbose:
+            traceback.print_exception(e)
+        err_console.print(f"[bold red]error:[/] {escape(failure_line(e))}", soft_wrap=True)
+        return 1

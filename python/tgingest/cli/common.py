@@ -1,19 +1,24 @@
-"""What every command shares: the consoles, JSON output, examples in --help, opening the
-warehouse for one command."""
+"""What every command shares: the consoles, JSON output, examples in --help, argument types that
+refuse bad values before any database work, opening the warehouse for one command, and the one
+line a failure prints."""
 
 from __future__ import annotations
 
 import argparse
 import datetime as dt
 import json
+import math
 import sys
 from collections.abc import Awaitable, Callable
-from typing import Any
+from typing import Any, NoReturn
 
+import asyncpg
 from rich.console import Console
 
 from tgingest.config import Settings
+from tgingest.errors import InvalidInputError
 from tgingest.store.database import Database
+from tgingest.store.retry import describe, is_transient
 
 console = Console()
 err_console = Console(stderr=True)
@@ -49,12 +54,82 @@ def print_json(obj: Any) -> None:
     sys.stdout.write(json.dumps(obj, default=jsonable, ensure_ascii=False) + "\n")
 
 
+class Parser(argparse.ArgumentParser):
+    """argparse, but a usage error is one line on stderr (exit code 2), like every error."""
+
+    def error(self, message: str) -> NoReturn:
+        sys.stderr.write(f"error: {self.prog}: {message} (see {self.prog} --help)\n")
+        raise SystemExit(2)
+
+
+INT64 = (-(2**63), 2**63 - 1)
+
+
+def int64(text: str) -> int:
+    """A whole number PostgreSQL's bigint holds (chat and message ids)."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a whole number: {text!r}") from None
+    if not INT64[0] <= value <= INT64[1]:
+        raise argparse.ArgumentTypeError(f"{text} is beyond a 64-bit id (-2^63 to 2^63-1)")
+    return value
+
+
+def bounded(low: int, high: int) -> Callable[[str], int]:
+    """An argument type for whole numbers from `low` to `high`."""
+
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"not a whole number: {text!r}") from None
+        if not low <= value <= high:
+            raise argparse.ArgumentTypeError(f"{text} is not between {low:,} and {high:,}")
+        return value
+
+    parse.__name__ = "number"  # what argparse calls it in "invalid number value"
+    return parse
+
+
 def parse_date(text: str) -> dt.datetime:
+    """An ISO date or date-time (UTC unless it says otherwise) that PostgreSQL can compare."""
     try:
         value = dt.datetime.fromisoformat(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a date: {text!r} (use 2024-05-01)") from None
-    return value if value.tzinfo else value.replace(tzinfo=dt.UTC)
+        if value.tzinfo is None:
+            value = value.replace(tzinfo=dt.UTC)
+        value.astimezone(dt.UTC)  # an offset pushing it past year 1 or 9999 fails here
+    except (ValueError, OverflowError):
+        raise argparse.ArgumentTypeError(
+            f"not a date between 0001-01-02 and 9999-12-30: {text!r} (use 2024-05-01)"
+        ) from None
+    return value
+
+
+def finite(value: float, what: str) -> float:
+    if not math.isfinite(value):
+        raise InvalidInputError(f"{what} must be a finite number")
+    return value
+
+
+def fail(message: str) -> NoReturn:
+    """Stop a command with one line on stderr (main() prints it)."""
+    raise InvalidInputError(message)
+
+
+def failure_line(e: BaseException) -> str:
+    """The one line `main()` prints for an error that is not a TgIngestError."""
+    if is_transient(e):
+        return f"lost the connection to PostgreSQL: {describe(e)}"
+    if isinstance(e, asyncpg.PostgresError):
+        return f"PostgreSQL refused: {describe(e)}"
+    if isinstance(e, OSError):
+        where = f" ({e.filename})" if e.filename else ""
+        return f"{e.strerror or describe(e)}{where}"
+    return (
+        f"internal error ({type(e).__name__}: {describe(e)}); everything committed so far is "
+        "kept; run with -v for the traceback and please report it"
+    )
 
 
 async def with_db(settings: Settings, fn: Callable[[Database], Awaitable[int]]) -> int:

@@ -1,4 +1,10 @@
-"""`tgingest import`: a Telegram Desktop export into the warehouse, streaming, idempotent."""
+"""`tgingest import`: a Telegram Desktop export into the warehouse, streaming, idempotent.
+
+Arguments and the export file are checked before the database is opened. When an import stops
+part way (a damaged file, a server that did not come back, the partition cap), the one error
+line says how much was committed: those batches are kept and running the same command again
+resumes, skipping what is stored.
+"""
 
 from __future__ import annotations
 
@@ -17,9 +23,17 @@ from rich.progress import (
 )
 from rich.table import Table
 
-from tgingest.cli.common import Subparsers, add_command, console, err_console, print_json
+from tgingest.cli.common import (
+    Subparsers,
+    add_command,
+    bounded,
+    console,
+    err_console,
+    int64,
+    print_json,
+)
 from tgingest.config import Settings
-from tgingest.errors import InvalidInputError
+from tgingest.errors import TgIngestError
 from tgingest.pipeline import Pipeline, RunSummary, dry_run
 from tgingest.sources.desktop import DesktopExport, parse_tz_offset
 from tgingest.store.database import Database
@@ -36,7 +50,7 @@ def add_parser(sub: Subparsers) -> None:
         "tgingest import big.json --dry-run                  # parse and check, write nothing",
     )
     p.add_argument("path", type=Path, help="result.json or the export folder holding it")
-    p.add_argument("--chat-id", type=int, help="store a single-chat export under this chat id")
+    p.add_argument("--chat-id", type=int64, help="store a single-chat export under this chat id")
     p.add_argument(
         "--tz",
         metavar="OFFSET",
@@ -44,7 +58,11 @@ def add_parser(sub: Subparsers) -> None:
     )
     p.add_argument("--no-media", action="store_true", help="do not hash or copy media files")
     p.add_argument("--dry-run", action="store_true", help="parse and process, write nothing")
-    p.add_argument("--batch-size", type=int, help="messages per transaction (default 10000)")
+    p.add_argument(
+        "--batch-size",
+        type=bounded(1, 50_000),
+        help="messages per transaction (1 to 50,000; default TGINGEST_BATCH_SIZE or 10,000)",
+    )
     p.add_argument("--json", action="store_true", help="print the summary as JSON")
     p.set_defaults(handler=run)
 
@@ -100,11 +118,17 @@ def _print_summary(s: RunSummary) -> None:
         console.print("[yellow]see them with:[/] tgingest quarantine list")
 
 
+def _stopped(e: TgIngestError, s: RunSummary) -> str:
+    """The error, plus what stays committed and how to go on."""
+    return (
+        f"{e}; the {s.batches:,} batches ({s.counts.messages:,} messages) committed before "
+        "are kept, and running the same import again resumes"
+    )
+
+
 async def run(args: argparse.Namespace, settings: Settings) -> int:
-    tz = parse_tz_offset(args.tz) if args.tz else None
+    tz = parse_tz_offset(args.tz) if args.tz is not None else None
     batch_size = args.batch_size or settings.batch_size
-    if not 1 <= batch_size <= 50_000:
-        raise InvalidInputError("--batch-size must be between 1 and 50000")
     export = DesktopExport(args.path, tz_offset=tz, chat_id=args.chat_id, batch_size=batch_size)
     export.with_media = not args.no_media
     with Progress(
@@ -132,8 +156,14 @@ async def run(args: argparse.Namespace, settings: Settings) -> int:
         if args.dry_run:
             summary = await asyncio.to_thread(dry_run, export, None)
         else:
-            async with await Database.open(settings) as db, Pipeline(db, settings) as pipeline:
-                summary = await pipeline.run(export, progress=progress)
+            summary = RunSummary(source=export.name)
+            try:
+                async with await Database.open(settings) as db, Pipeline(db, settings) as pipeline:
+                    await pipeline.run(export, progress=progress, summary=summary)
+            except TgIngestError as e:
+                if not summary.batches:
+                    raise
+                raise type(e)(_stopped(e, summary)) from None
             summary.bytes = export.bytes_read
     if args.json:
         print_json(summary_dict(summary))

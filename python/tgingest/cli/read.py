@@ -1,8 +1,15 @@
-"""Reading the warehouse: `search`, `timeline`, `stats` and `quarantine`."""
+"""Reading the warehouse: `search`, `timeline`, `stats` and `quarantine`.
+
+Every value is checked before the database is opened (ids fit a bigint, limits and windows are
+positive and bounded, a query is searchable and short enough), a chat id the warehouse does not
+know is an error rather than an empty page, and `--json` prints exactly one JSON object per
+command (shapes in the README), carrying the next page's cursor where there is one.
+"""
 
 from __future__ import annotations
 
 import argparse
+from collections.abc import Sequence
 from typing import Any
 
 from rich.markup import escape
@@ -11,8 +18,10 @@ from rich.table import Table
 from tgingest.cli.common import (
     Subparsers,
     add_command,
+    bounded,
     console,
-    err_console,
+    fail,
+    int64,
     parse_date,
     print_json,
     with_db,
@@ -22,6 +31,46 @@ from tgingest.highlight import highlight
 from tgingest.store import queries
 from tgingest.store.database import Database
 
+MAX_PAGE = 1000  # rows per page (--limit)
+MAX_WINDOW = 100_000  # matches ranked per search (--window)
+
+# The options of `search` and whether each takes a value: every other word starting with "-" is
+# part of the query (`tgingest search postgres -mysql` needs no `--`).
+_SEARCH_OPTIONS = {
+    "--chat": True,
+    "--since": True,
+    "--limit": True,
+    "--after": True,
+    "--window": True,
+    "--json": False,
+    "-h": False,
+    "--help": False,
+}
+
+
+def search_argv(argv: Sequence[str]) -> list[str]:
+    """`argv` with the query words of a `search` moved behind `--`, so "-word" excludes a word
+    instead of reading as an unknown option. Other commands pass through unchanged."""
+    argv = list(argv)
+    try:
+        at = argv.index("search")
+    except ValueError:
+        return argv
+    if any(a != "-v" and a != "--verbose" for a in argv[:at]) or "--" in argv[at:]:
+        return argv  # "search" is not the command here, or the user separated the query
+    options: list[str] = []
+    words: list[str] = []
+    rest = iter(argv[at + 1 :])
+    for arg in rest:
+        name = arg.split("=", 1)[0]
+        if name in _SEARCH_OPTIONS or (arg.startswith("--") and len(arg) > 2):
+            options.append(arg)
+            if _SEARCH_OPTIONS.get(name) and "=" not in arg:
+                options.append(next(rest, ""))
+        else:
+            words.append(arg)
+    return [*argv[: at + 1], *options, "--", *words] if words else argv
+
 
 def add_parsers(sub: Subparsers) -> None:
     p = add_command(
@@ -30,21 +79,30 @@ def add_parsers(sub: Subparsers) -> None:
         "Full-text search in any script; ranked, newest first among equals, keyset-paginated.",
         'tgingest search "postgres backup"',
         "tgingest search 数据库 --chat -1001234567890 --since 2024-01-01",
-        'tgingest search "\\"exact phrase\\" -spam" --json',
+        'tgingest search "exact phrase" -spam --json',
     )
-    p.add_argument("query", help='words, "phrases", -excluded, a OR b, #hashtags')
-    p.add_argument("--chat", type=int, help="only this chat id")
+    p.add_argument(
+        "query",
+        nargs="+",
+        help='words (all must match), "phrases", -excluded, a OR b, #hashtags',
+    )
+    p.add_argument("--chat", type=int64, help="only this chat id")
     p.add_argument("--since", type=parse_date, help="only messages on or after this date (UTC)")
-    p.add_argument("--limit", type=int, default=20, help="results per page (default 20)")
+    p.add_argument(
+        "--limit",
+        type=bounded(1, MAX_PAGE),
+        default=20,
+        help=f"results per page (1 to {MAX_PAGE:,}; default 20)",
+    )
     p.add_argument("--after", help="cursor printed at the end of the previous page")
     p.add_argument(
         "--window",
-        type=int,
+        type=bounded(1, MAX_WINDOW),
         default=queries.SEARCH_WINDOW,
         help="rank this many most recent matches (default %(default)s; use --since or "
         "--chat to reach further back quickly)",
     )
-    p.add_argument("--json", action="store_true", help="print JSON lines")
+    p.add_argument("--json", action="store_true", help="print one JSON object")
     p.set_defaults(handler=cmd_search)
 
     p = add_command(
@@ -54,10 +112,15 @@ def add_parsers(sub: Subparsers) -> None:
         "tgingest timeline -1001234567890",
         "tgingest timeline -1001234567890 --before 5120 --limit 100",
     )
-    p.add_argument("chat", type=int, help="chat id (as Telegram's API numbers it)")
-    p.add_argument("--before", type=int, help="show messages with ids below this one")
-    p.add_argument("--limit", type=int, default=50, help="messages per page (default 50)")
-    p.add_argument("--json", action="store_true", help="print JSON lines")
+    p.add_argument("chat", type=int64, help="chat id (as Telegram's API numbers it)")
+    p.add_argument("--before", type=int64, help="show messages with ids below this one")
+    p.add_argument(
+        "--limit",
+        type=bounded(1, MAX_PAGE),
+        default=50,
+        help=f"messages per page (1 to {MAX_PAGE:,}; default 50)",
+    )
+    p.add_argument("--json", action="store_true", help="print one JSON object")
     p.set_defaults(handler=cmd_timeline)
 
     p = add_command(
@@ -67,8 +130,8 @@ def add_parsers(sub: Subparsers) -> None:
         "tgingest stats",
         "tgingest stats -1001234567890",
     )
-    p.add_argument("chat", type=int, nargs="?", help="chat id")
-    p.add_argument("--json", action="store_true", help="print JSON")
+    p.add_argument("chat", type=int64, nargs="?", help="chat id")
+    p.add_argument("--json", action="store_true", help="print one JSON object")
     p.set_defaults(handler=cmd_stats)
 
     p = add_command(
@@ -80,12 +143,17 @@ def add_parsers(sub: Subparsers) -> None:
     )
     qsub = p.add_subparsers(dest="action", required=True, metavar="ACTION")
     ql = qsub.add_parser("list", help="newest quarantined records")
-    ql.add_argument("--limit", type=int, default=50)
-    ql.add_argument("--json", action="store_true")
+    ql.add_argument("--limit", type=bounded(1, MAX_PAGE), default=50)
+    ql.add_argument("--json", action="store_true", help="print one JSON object")
     qs = qsub.add_parser("show", help="one record with its raw bytes")
-    qs.add_argument("id", type=int)
-    qs.add_argument("--json", action="store_true")
+    qs.add_argument("id", type=bounded(1, 2**63 - 1))
+    qs.add_argument("--json", action="store_true", help="print one JSON object")
     p.set_defaults(handler=cmd_quarantine)
+
+
+async def _known_chat(conn: Any, chat_id: int) -> None:
+    if not await queries.chat_exists(conn, chat_id):
+        fail(f"no chat {chat_id} in the warehouse (tgingest stats lists the chats)")
 
 
 def _message_line(r: Any, query: str | None = None) -> str:
@@ -104,31 +172,37 @@ def _message_line(r: Any, query: str | None = None) -> str:
 
 
 async def cmd_search(args: argparse.Namespace, settings: Settings) -> int:
+    query = " ".join(args.query)
+    queries.search_tsquery(query)  # refuse an unsearchable or huge query before connecting
     after = queries.SearchCursor.decode(args.after) if args.after else None
 
     async def run(db: Database) -> int:
         async with db.pool.acquire() as conn:
+            if args.chat is not None:
+                await _known_chat(conn, args.chat)
             rows = await queries.search(
                 conn,
-                args.query,
+                query,
                 chat_id=args.chat,
                 since=args.since,
                 limit=args.limit,
                 after=after,
                 window=args.window,
             )
-        for r in rows:
-            if args.json:
-                print_json(dict(r))
-            else:
-                console.print(_message_line(r, args.query))
-        if not rows and not args.json:
-            console.print("no matches")
-        if len(rows) == args.limit and not args.json:
+        cursor = None
+        if len(rows) == args.limit:
             last = rows[-1]
             cursor = queries.SearchCursor(
                 last["rank"], last["date"], last["chat_id"], last["message_id"]
             ).encode()
+        if args.json:
+            print_json({"query": query, "results": rows, "next": cursor})
+            return 0
+        for r in rows:
+            console.print(_message_line(r, query))
+        if not rows:
+            console.print("no matches")
+        if cursor:
             console.print(f"[dim]next page: --after {cursor}[/]")
         return 0
 
@@ -138,16 +212,22 @@ async def cmd_search(args: argparse.Namespace, settings: Settings) -> int:
 async def cmd_timeline(args: argparse.Namespace, settings: Settings) -> int:
     async def run(db: Database) -> int:
         async with db.pool.acquire() as conn:
+            await _known_chat(conn, args.chat)
             rows = await queries.timeline(conn, args.chat, before=args.before, limit=args.limit)
+        following = rows[-1]["message_id"] if rows and len(rows) == args.limit else None
+        if args.json:
+            print_json(
+                {"chat_id": args.chat, "messages": [dict(r) for r in rows], "next": following}
+            )
+            return 0
         for r in rows:
-            if args.json:
-                print_json(dict(r))
-            else:
-                console.print(_message_line(r))
-        if rows and len(rows) == args.limit and not args.json:
-            console.print(f"[dim]next page: --before {rows[-1]['message_id']}[/]")
-        if not rows and not args.json:
-            console.print(f"no messages in chat {args.chat}")
+            console.print(_message_line(r))
+        if following is not None:
+            console.print(f"[dim]next page: --before {following}[/]")
+        if not rows:
+            console.print(
+                f"no messages in chat {args.chat}" + (" before that id" if args.before else "")
+            )
         return 0
 
     return await with_db(settings, run)
@@ -156,14 +236,28 @@ async def cmd_timeline(args: argparse.Namespace, settings: Settings) -> int:
 async def cmd_stats(args: argparse.Namespace, settings: Settings) -> int:
     async def run(db: Database) -> int:
         async with db.pool.acquire() as conn:
+            if args.chat is not None:
+                await _known_chat(conn, args.chat)
             rows = await queries.chat_stats(conn, args.chat)
         if args.json:
-            print_json([dict(r) for r in rows])
+            print_json({"chats": [dict(r) for r in rows]})
             return 0
-        table = Table("chat id", "title", "type", "messages", "media", "first day", "last day")
-        for r in rows:
+        if not rows:
+            console.print("the warehouse holds no chats yet (tgingest import adds some)")
+            return 0
+        ids = [str(r["chat_id"]) for r in rows]
+        table = Table()
+        # Chat ids are what `timeline` takes: never wrapped or cut, whatever the width.
+        table.add_column("chat id", no_wrap=True, min_width=max(map(len, ids)))
+        table.add_column("title", overflow="ellipsis", no_wrap=True, ratio=1)
+        table.add_column("type", overflow="ellipsis", no_wrap=True, max_width=18)
+        table.add_column("messages", justify="right", no_wrap=True)
+        table.add_column("media", justify="right", no_wrap=True)
+        table.add_column("first day", no_wrap=True)
+        table.add_column("last day", no_wrap=True)
+        for chat_id, r in zip(ids, rows, strict=True):
             table.add_row(
-                str(r["chat_id"]),
+                chat_id,
                 escape(r["title"] or ""),
                 r["type"] or "",
                 f"{r['messages'] or 0:,}",
@@ -183,7 +277,7 @@ async def cmd_quarantine(args: argparse.Namespace, settings: Settings) -> int:
             if args.action == "list":
                 rows = await queries.quarantine_list(conn, args.limit)
                 if args.json:
-                    print_json([dict(r) for r in rows])
+                    print_json({"records": [dict(r) for r in rows]})
                     return 0
                 table = Table("id", "when", "source", "chat", "message", "offset", "error")
                 for r in rows:
@@ -200,10 +294,9 @@ async def cmd_quarantine(args: argparse.Namespace, settings: Settings) -> int:
                 return 0
             row = await queries.quarantine_show(conn, args.id)
             if row is None:
-                err_console.print(f"no quarantine record {args.id}")
-                return 1
+                fail(f"no quarantine record {args.id} (tgingest quarantine list shows them)")
             if args.json:
-                print_json(dict(row))
+                print_json({"record": dict(row)})
                 return 0
             for key, value in dict(row).items():
                 if key != "raw":

@@ -40,12 +40,15 @@ def parse_tz_offset(text: str) -> int:
 
 
 def find_result_json(path: Path) -> Path:
+    """`path` itself or the result.json in it; InvalidInputError when there is none."""
     if path.is_dir():
         candidate = path / "result.json"
         if not candidate.is_file():
             raise InvalidInputError(f"{path} is a folder without result.json in it")
         return candidate
     if not path.is_file():
+        if path.exists() or path.is_symlink():
+            raise InvalidInputError(f"{path} is not a regular file (or a link that goes nowhere)")
         raise InvalidInputError(f"{path} does not exist")
     return path
 
@@ -68,7 +71,10 @@ class DesktopExport:
         chat_id: int | None = None,
         batch_size: int = 10_000,
     ) -> None:
-        self.result_json = find_result_json(path).resolve()
+        try:
+            self.result_json = find_result_json(path).resolve(strict=True)
+        except (OSError, RuntimeError) as e:  # a link loop, a name too long
+            raise InvalidInputError(f"cannot open the export {path}: {e}") from None
         self.folder = self.result_json.parent
         self.reader = ExportReader(
             self.result_json, tz_offset=tz_offset, chat_id=chat_id, batch_size=batch_size
@@ -156,13 +162,10 @@ class DesktopExport:
             return None, str(e), False
         except FileNotFoundError:
             return None, None, True
-        except (OSError, RuntimeError) as e:
+        except (OSError, RuntimeError, ValueError) as e:
             # Name too long, a symlink loop, no permission, ...: refuse this file, not the import.
-            return (
-                None,
-                f"refused media path {relative!r}: {e.strerror if isinstance(e, OSError) else e}",
-                False,
-            )
+            why = (e.strerror or str(e)) if isinstance(e, OSError) else str(e)
+            return None, f"refused media path {relative!r}: {why}", False
 
     def _resolve(self, relative: str) -> Path:
         if not relative or "\x00" in relative or os.path.isabs(relative) or "\\" in relative:

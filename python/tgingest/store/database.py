@@ -16,6 +16,12 @@ from tgingest.config import Settings
 from tgingest.errors import DatabaseError
 from tgingest.store import migrations
 from tgingest.store.embedded import start_embedded
+from tgingest.store.retry import describe
+
+APPLICATION_NAME = "tgingest"
+CONNECT_TIMEOUT = 15.0  # seconds per connection attempt
+CLOSE_TIMEOUT = 10.0
+_CONNECT_ERRORS = (TimeoutError, OSError, ValueError, asyncpg.PostgresError, asyncpg.InterfaceError)
 
 
 def describe_dsn(dsn: str) -> str:
@@ -57,18 +63,38 @@ class Database:
             kind, where = "embedded", str(pgdata)
         try:
             pool = await asyncpg.create_pool(
-                dsn, min_size=min_size, max_size=max_size, init=_init_connection
+                dsn,
+                min_size=min_size,
+                max_size=max_size,
+                init=_init_connection,
+                timeout=CONNECT_TIMEOUT,
+                # Names tgingest's sessions in pg_stat_activity (operators, the fault tests).
+                server_settings={"application_name": APPLICATION_NAME},
             )
-        except (TimeoutError, OSError, asyncpg.PostgresError) as e:
-            raise DatabaseError(f"cannot connect to PostgreSQL at {where}: {e}") from None
+        except (
+            TimeoutError,
+            OSError,
+            ValueError,
+            asyncpg.PostgresError,
+            asyncpg.InterfaceError,
+        ) as e:
+            raise DatabaseError(f"cannot connect to PostgreSQL at {where}: {describe(e)}") from None
         db = cls(pool=pool, kind=kind, where=where, _server=server)
         if upgrade:
-            async with pool.acquire() as conn:
-                await migrations.upgrade(conn)
+            try:
+                async with pool.acquire() as conn:
+                    await migrations.upgrade(conn)
+            except BaseException:
+                await db.aclose()
+                raise
         return db
 
     async def aclose(self) -> None:
-        await asyncio.shield(self.pool.close())
+        """Close the pool gracefully; connections a dead server left behind are dropped."""
+        try:
+            await asyncio.shield(asyncio.wait_for(self.pool.close(), CLOSE_TIMEOUT))
+        except Exception:
+            self.pool.terminate()
 
     async def __aenter__(self) -> Database:
         return self

@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from tgingest.errors import DatabaseError
+from tgingest.fs import private_dir
 
 
 async def start_embedded(pgdata: Path) -> tuple[str, Any]:
@@ -27,8 +28,8 @@ async def start_embedded(pgdata: Path) -> tuple[str, Any]:
         ) from e
 
     def start() -> Any:
-        pgdata.mkdir(parents=True, exist_ok=True)
-        pgdata.chmod(0o700)
+        private_dir(pgdata.parent)  # the data dir: 0700 whatever the umask (tgingest.fs)
+        private_dir(pgdata)
         with warnings.catch_warnings():
             # platformdirs warns when XDG_RUNTIME_DIR is unset (servers, CI); it falls back fine.
             warnings.simplefilter("ignore")

@@ -3,7 +3,7 @@
 Paths are built from the hash only (`ab/cd/<sha256>.<ext>` under the media root); the extension
 comes from a strict whitelist pattern, never from a Telegram-supplied name as is. Writes go to a
 temporary file in the target folder, are fsynced, then renamed into place; a symlink anywhere
-under the root is refused.
+under the root is refused. Folders are 0700 and files 0600 (see tgingest.fs).
 """
 
 from __future__ import annotations
@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from tgingest.errors import StorageIOError, UnsafePathError
+from tgingest.fs import private_dir
 
 _EXT = re.compile(r"^[a-z0-9]{1,10}$")
 
@@ -60,17 +61,22 @@ class MediaStore:
         return target
 
     def store_file(self, source: Path, sha256: bytes, ext: str) -> StoredMedia:
-        """Copy `source` (already hashed by the caller) into the store unless present."""
+        """Copy `source` (already hashed by the caller) into the store unless present.
+
+        Every refusal of the operating system (no space, no permission, a name too long, the
+        source gone since hashing) is a StorageIOError naming the file; nothing is left at the
+        final path unless the whole file is there.
+        """
         relative = self.relative_path(sha256, ext)
-        if self.root.is_symlink():
-            raise UnsafePathError(f"the media root is a symlink: {self.root}")
-        target = self._target(relative)
-        size = source.stat().st_size
-        if target.exists():
-            return StoredMedia(sha256, size, ext, relative, created=False)
         try:
-            target.parent.mkdir(parents=True, exist_ok=True)
-            fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=".incoming-")
+            if self.root.is_symlink():
+                raise UnsafePathError(f"the media root is a symlink: {self.root}")
+            target = self._target(relative)
+            size = source.stat().st_size
+            if target.exists():
+                return StoredMedia(sha256, size, ext, relative, created=False)
+            private_dir(target.parent)
+            fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=".incoming-")  # mode 0600
             try:
                 with os.fdopen(fd, "wb") as out, source.open("rb") as src:
                     shutil.copyfileobj(src, out, 1 << 20)
@@ -86,7 +92,6 @@ class MediaStore:
             finally:
                 os.close(dir_fd)
         except OSError as e:
-            raise StorageIOError(
-                e.errno or 0, f"cannot store media file: {e.strerror}", str(target)
-            ) from None
+            why = f"cannot store media file: {e.strerror or e}"
+            raise StorageIOError(e.errno or 0, why, str(e.filename or source)) from None
         return StoredMedia(sha256, size, ext, relative, created=True)

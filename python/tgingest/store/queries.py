@@ -7,6 +7,7 @@ tokenized the stored text, so Chinese, Japanese and Korean work without any exte
 from __future__ import annotations
 
 import datetime as dt
+import math
 import re
 from dataclasses import dataclass
 from typing import Any
@@ -35,13 +36,48 @@ class SearchCursor:
 
     @classmethod
     def decode(cls, text: str) -> SearchCursor:
+        """The cursor a previous page printed; anything else is InvalidInputError."""
         try:
             rank, ts, chat, msg = text.split("/")
-            return cls(
-                float(rank), dt.datetime.fromtimestamp(float(ts), dt.UTC), int(chat), int(msg)
-            )
-        except ValueError:
-            raise InvalidInputError(f"not a search cursor: {text!r}") from None
+            r, t, c, m = float(rank), float(ts), int(chat), int(msg)
+            if not (math.isfinite(r) and math.isfinite(t)):
+                raise ValueError("not finite")
+            if not all(-(2**63) <= v < 2**63 for v in (c, m)):
+                raise ValueError("beyond int64")
+            return cls(r, dt.datetime.fromtimestamp(t, dt.UTC), c, m)
+        except (ValueError, OverflowError, OSError):
+            raise InvalidInputError(
+                f"not a search cursor: {text!r} (pass the one a page printed after --after)"
+            ) from None
+
+
+# Longer queries are not searches (and a tsquery of ~10k phrase terms exhausts PostgreSQL's
+# stack while it is parsed).
+MAX_QUERY_CHARS = 1000
+
+
+def search_tsquery(query: str) -> str:
+    """The tsquery of a search, or InvalidInputError saying why there is none. Pure: the CLI
+    checks a query with it before any database work."""
+    if len(query) > MAX_QUERY_CHARS:
+        raise InvalidInputError(
+            f"the query is {len(query):,} characters; at most {MAX_QUERY_CHARS:,} are searched"
+        )
+    tsquery = query_tsquery(query)
+    if tsquery is None:
+        raise InvalidInputError(f"nothing searchable in {query!r} (only punctuation or spaces?)")
+    return tsquery
+
+
+async def chat_exists(conn: asyncpg.Connection, chat_id: int) -> bool:
+    """The warehouse knows this chat (its row, or any message of it)."""
+    return bool(
+        await conn.fetchval(
+            """SELECT EXISTS (SELECT 1 FROM chats WHERE chat_id = $1)
+                   OR EXISTS (SELECT 1 FROM message_keys WHERE chat_id = $1)""",
+            chat_id,
+        )
+    )
 
 
 # Ranking needs every candidate's tsvector, so a term in 10% of 10M messages cannot be ranked in
@@ -86,9 +122,7 @@ async def search(
 ) -> list[dict[str, Any]]:
     """Messages matching `query`: the `window` most recent matches, ranked (ts_rank, then
     newest), keyset-paginated by `after` within that window."""
-    tsquery = query_tsquery(query)
-    if tsquery is None:
-        raise InvalidInputError(f"nothing searchable in {query!r} (only punctuation or spaces?)")
+    tsquery = search_tsquery(query)
     candidates: list[dict[str, Any]] = []
     for name, _lo, hi in await partitions_newest_first(conn):
         if since is not None and hi is not None and hi <= since:

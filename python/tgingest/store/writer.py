@@ -101,8 +101,14 @@ async def commit_batch(
             )
         counts.stale_filter = stale
         rejected = [
-            QuarantineRow(error=f"not stored: {reason}", chat_id=c, message_id=m)
-            for _, c, m, reason in result.rejected
+            # The message's identity in the text keeps two rows with one reason apart.
+            QuarantineRow(
+                error=f"message {m} of chat {c} not stored: {reason}",
+                raw=raw,
+                chat_id=c,
+                message_id=m,
+            )
+            for _, c, m, reason, raw in result.rejected
         ]
         quarantine = sb.quarantine + p.refused + rejected + conflicts
         counts.unchanged = (

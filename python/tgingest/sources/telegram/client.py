@@ -13,7 +13,6 @@ PostgreSQL, and gaps, reconnects and flood waits reported to the daemon instead 
 
 from __future__ import annotations
 
-import os
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -23,6 +22,7 @@ from telethon.sessions import SQLiteSession
 from telethon.tl import functions, types
 
 from tgingest.errors import ConfigError
+from tgingest.fs import private_dir, private_file
 
 # The network sender Telethon talks through. None in production (Telethon's MTProtoSender);
 # the test suite's scripted Telegram (tests/telegram_fake) sets it, so everything above the
@@ -30,21 +30,6 @@ from tgingest.errors import ConfigError
 TRANSPORT: Callable[[TelegramClient], Any] | None = None
 
 GapCallback = Callable[[int | None, str], None]
-
-
-def private_dir(path: Path) -> Path:
-    """Create `path` (and parents) as a 0700 folder, and tighten it if it already exists."""
-    path.mkdir(parents=True, exist_ok=True, mode=0o700)
-    os.chmod(path, 0o700)
-    return path
-
-
-def private_file(path: Path) -> Path:
-    """Create `path` as an empty 0600 file unless it exists; tighten it either way."""
-    fd = os.open(path, os.O_CREAT | os.O_RDWR, 0o600)
-    os.close(fd)
-    os.chmod(path, 0o600)
-    return path
 
 
 class WarehouseSession(SQLiteSession):
