@@ -35,6 +35,7 @@ from tgingest._core import RawBatch
 from tgingest.errors import InvalidInputError
 from tgingest.queue import (
     Delivery,
+    QueueError,
     QueueTimeoutError,
     RedisStreams,
     decode,
@@ -376,7 +377,7 @@ async def test_part_of_a_batch_can_be_parked_while_the_rest_commits(make_queue) 
     entry = await queue.append(batch(4, 1, 2, 3))
     (d,) = await read_all(queue, "w1", 1)
     assert d.batch is not None
-    culprit = dataclasses.replace(d.batch, batch=d.batch.batch.select([1]))
+    culprit = dataclasses.replace(d.batch, batch=batch(4, 2).batch)  # message 2 at fault
     dead_id = await queue.dead_letter_batch(culprit, d, "CopyEncodeError: bad row")
     assert (await queue.stats())["pending"] == 1  # the delivery is the caller's to ack
     assert await queue.ack(d)
@@ -469,18 +470,19 @@ async def test_a_redis_restart_is_waited_out_and_the_group_recreated(
         caplog.set_level(logging.INFO, logger="tgingest.queue")
         server.kill()  # no persistence: streams and the consumer group are gone
         appending = asyncio.create_task(queue.append(batch(2, 2)))
+        reading = asyncio.create_task(queue.read("w1", count=5, block_ms=3000))
         await asyncio.sleep(0.6)
-        assert not appending.done()  # waiting, not failing, not dropping
+        assert not appending.done() and not reading.done()  # waiting: not failing, not dropping
         with pytest.raises(QueueTimeoutError, match="unavailable"):
             await queue.append(batch(3, 3), deadline=time.monotonic() + 0.3)
         server.start()
         entry = await asyncio.wait_for(appending, 5)
-
-        assert not await queue.ack(before)  # lost with the restart
-        (after,) = await read_all(queue, "w1", 1)  # the group is recreated on the way
+        # The waiting reader finds the group gone, recreates it and gets the new entry.
+        (after,) = await asyncio.wait_for(reading, 5)
         assert after.entry_id == entry and after.batch is not None
         assert after.batch.batch.keys == [(2, 2)]
         assert await queue.ack(after)
+        assert not await queue.ack(before)  # lost with the restart
 
         outages = [r for r in caplog.records if "unavailable" in r.getMessage()]
         recoveries = [r for r in caplog.records if "available again" in r.getMessage()]
@@ -489,6 +491,23 @@ async def test_a_redis_restart_is_waited_out_and_the_group_recreated(
         assert all(password not in r.getMessage() for r in caplog.records)
     finally:
         server.stop()
+
+
+@within(10)
+async def test_closing_survives_cancellation(make_queue) -> None:
+    queue: RedisStreams = await make_queue().open()
+    reading = asyncio.create_task(queue.read("w1", count=1, block_ms=5000))
+    await asyncio.sleep(0.1)
+    reading.cancel()
+    closing = asyncio.create_task(queue.aclose())
+    await asyncio.sleep(0)
+    closing.cancel()  # the close itself goes on, shielded
+    await asyncio.gather(reading, closing, return_exceptions=True)
+    await asyncio.sleep(0.05)
+    assert queue._client is None
+    with pytest.raises(QueueError, match="closed"):
+        await queue.append(batch(1, 1))
+    await queue.aclose()  # twice is fine
 
 
 @within(10)

@@ -35,7 +35,7 @@ import datetime as dt
 import logging
 import random
 import time
-from collections.abc import Awaitable, Callable, Iterable, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any, TypeVar
 from urllib.parse import parse_qsl, unquote, urlencode, urlsplit, urlunsplit
@@ -229,8 +229,9 @@ class RedisStreams:
         """Up to `count` new entries for `consumer`, from every stream, fairly.
 
         Waits up to `block_ms` for the first one when there is none (0: do not wait). An entry
-        that cannot be decoded is delivered with `error` set (pass it to `fail`). On a single
-        server a wait that wakes on several streams at once may return up to `count` from each.
+        that cannot be decoded is delivered with `error` set (for `fail` or `dead_letter`).
+        On a single server, a wait that wakes on several streams at the same instant may return
+        up to `count` from each.
         """
         if count < 1 or block_ms < 0:
             raise InvalidInputError("read needs count >= 1 and block_ms >= 0")
@@ -539,7 +540,9 @@ class RedisStreams:
             retried += 1
         return retried
 
-    async def _dead_entries(self, ids: list[str] | None) -> Any:
+    async def _dead_entries(
+        self, ids: list[str] | None
+    ) -> AsyncIterator[tuple[str, dict[bytes, bytes]]]:
         if ids is not None:
             for dead_id in ids:
                 found = await self._run(
@@ -591,36 +594,42 @@ class RedisStreams:
         if self._client is not None:
             return self._client
         async with self._connect_lock:
-            if self._client is not None:
-                return self._client
-            common: dict[str, Any] = {
-                "protocol": 2,  # reply shapes every supported redis-py version parses alike
-                "decode_responses": False,
-                "socket_timeout": self.socket_timeout,
-                "socket_connect_timeout": min(5.0, self.socket_timeout),
-            }
-            cluster = self._cluster_wanted
-            if cluster is not True:
-                # One connection retry hides a pooled connection the server closed; longer
-                # outages are ours to wait out (with one log line, not one per call).
-                plain = aioredis.Redis.from_url(self._url, retry=Retry(NoBackoff(), 1), **common)
-                try:
-                    if cluster is None:
-                        cluster = await _is_cluster_node(plain)
-                    if not cluster:
-                        self._client, self._is_cluster = plain, False
-                        return plain
-                finally:
-                    if cluster is not False:
-                        await _close_quietly(plain)
-            client = RedisCluster.from_url(self._url, **common)
+            if self._client is None:
+                client, is_cluster = await self._new_client()
+                if self._closed:  # aclose() ran while we connected: do not leak the client
+                    await _close_quietly(client)
+                    raise QueueError("the Redis queue is closed")
+                self._client, self._is_cluster = client, is_cluster
+            return self._client
+
+    async def _new_client(self) -> tuple[Any, bool]:
+        common: dict[str, Any] = {
+            "protocol": 2,  # reply shapes every supported redis-py version parses alike
+            "decode_responses": False,
+            "socket_timeout": self.socket_timeout,
+            "socket_connect_timeout": min(5.0, self.socket_timeout),
+        }
+        cluster = self._cluster_wanted
+        if cluster is not True:
+            # One connection retry hides a pooled connection the server closed; longer outages
+            # are ours to wait out (with one log line, not one per call).
+            plain = aioredis.Redis.from_url(self._url, retry=Retry(NoBackoff(), 1), **common)
             try:
-                await client.initialize()
+                if cluster is None:
+                    cluster = await _is_cluster_node(plain)
             except BaseException:
-                await _close_quietly(client)
+                await _close_quietly(plain)
                 raise
-            self._client, self._is_cluster = client, True
-            return client
+            if not cluster:
+                return plain, False
+            await _close_quietly(plain)
+        client = RedisCluster.from_url(self._url, **common)
+        try:
+            await client.initialize()
+        except BaseException:
+            await _close_quietly(client)
+            raise
+        return client, True
 
     async def _run(self, op: Callable[[Any], Awaitable[T]], *, deadline: float | None = None) -> T:
         """`op(client)`, retried through outages with capped exponential backoff."""
