@@ -293,8 +293,8 @@ def _export_spans(entities: Any, text: str | None) -> list[tuple[Any, str, int, 
 def entities_json(entities: Any, text: str | None = None) -> str | None:
     """Telethon entities in the canonical shape of rust/entities.rs, byte for byte.
 
-    `text` (the message text) lets the export's rules for nested and out-of-range entities
-    apply; without it every entity is kept as Telegram sent it.
+    Nested and overlapping entities are dropped as the export drops them; `text` (the
+    message text) also lets the export's range checks apply (without it, ranges are trusted).
     """
     if not entities:
         return None
@@ -667,7 +667,7 @@ def _contact(media: Any, extra: dict[str, Any], out: bool) -> _Media:
         "first_name": media.first_name or "",
         "last_name": media.last_name or "",
         # Desktop formats the number by its country table ("+1 555 0100"); Telegram's digits
-        # are kept here (see the module's report: the parser should store digits too).
+        # are kept here: equal once the parser stores digits too (a change for rust/export).
         "phone_number": media.phone_number or "",
     }
     if media.vcard:
