@@ -1,7 +1,7 @@
 """pytest fixtures for tests that drive Telethon against a `FakeTelegram`.
 
-Import the ones you use into your test module (`from telegram_fake.fixtures import
-make_client, telegram, tg_world  # noqa: F401`). At teardown every client is disconnected and
+Load them with `pytest_plugins = ["telegram_fake.fixtures"]` in a test module (or the root
+conftest). At teardown every client is disconnected and
 the test fails if Telethon sent a request the fake cannot answer, or the fake itself broke:
 a missing handler must never pass for a Telegram error.
 """
@@ -14,27 +14,20 @@ from typing import Any
 
 import pytest
 
-from tgingest.sources.telegram.client import TgClient, WarehouseSession
+from tgingest.sources.telegram.client import TgClient
 
+from .clients import check_world, new_client
 from .sender import local_transport
 from .world import FakeTelegram
-
-API_ID = 611335
-API_HASH = "d524b414d21f4d37f08684c1df41ac9c"
 
 ClientFactory = Callable[..., Awaitable[TgClient]]
 
 
-def check_world(world: FakeTelegram) -> None:
-    """Fail on requests the fake could not answer and on errors inside the fake."""
-    problems = [f"unsupported request {n}" for n in world.unsupported] + world.internal_errors
-    assert not problems, "fake Telegram: " + "; ".join(problems)
-
-
 @pytest.fixture
-def tg_world() -> Iterator[FakeTelegram]:
-    """A fresh world; override this fixture (or build your own) for other accounts."""
-    world = FakeTelegram()
+def tg_world(request: pytest.FixtureRequest) -> Iterator[FakeTelegram]:
+    """A fresh world. Parametrize it indirectly with FakeTelegram's keyword arguments for
+    another account: `@pytest.mark.parametrize("tg_world", [{"bot": True}], indirect=True)`."""
+    world = FakeTelegram(**getattr(request, "param", {}))
     yield world
     check_world(world)
 
@@ -44,22 +37,6 @@ def telegram(tg_world: FakeTelegram) -> Iterator[FakeTelegram]:
     """`tg_world` with the in-process sender installed for every TgClient created."""
     with local_transport(tg_world):
         yield tg_world
-
-
-def new_client(
-    world: FakeTelegram,
-    session_path: Path,
-    *,
-    authorized: bool = True,
-    **kwargs: Any,
-) -> TgClient:
-    """A TgClient on a WarehouseSession at `session_path`, signed in unless told otherwise.
-    The transport in force (TRANSPORT) at this call is the one the client keeps."""
-    session = WarehouseSession(session_path)
-    if authorized and session.auth_key is None:
-        world.authorize(session)
-    kwargs.setdefault("retry_delay", 0)  # reconnect attempts without real sleeps
-    return TgClient(session, API_ID, API_HASH, **kwargs)
 
 
 @pytest.fixture
@@ -79,4 +56,8 @@ async def make_client(telegram: FakeTelegram, tmp_path: Path) -> AsyncIterator[C
 
     yield factory
     for client in clients:
-        await client.disconnect()
+        if client.is_connected():
+            await client.disconnect()
+        else:
+            # Disconnecting twice would reopen the session file behind the test's back.
+            client.session.close()

@@ -289,8 +289,12 @@ class FileStore:
         if votes is not None:
             results = types.PollResults(
                 results=[
+                    # voters and recent_voters share one flag on the wire.
                     types.PollAnswerVoters(
-                        option=o, voters=v, correct=(True if i == correct else None)
+                        option=o,
+                        voters=v,
+                        recent_voters=[],
+                        correct=(True if i == correct else None),
                     )
                     for i, (o, v) in enumerate(zip(options, votes, strict=True))
                 ],

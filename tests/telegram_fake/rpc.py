@@ -112,9 +112,11 @@ class Api:
         w = self.w
         if isinstance(p, types.InputPeerSelf | types.InputUserSelf):
             return w.me
+        # Bots may pass access_hash 0 for users and channels they know (Telethon relies on it).
+        zero_ok = w.me.bot and not getattr(p, "access_hash", None)
         if isinstance(p, types.InputPeerUser | types.InputUser):
             user = w.users.get(p.user_id)
-            if user is None or user.access_hash != p.access_hash:
+            if user is None or (user.access_hash != p.access_hash and not zero_ok):
                 raise RpcFault(
                     400, "USER_ID_INVALID" if isinstance(p, types.InputUser) else "PEER_ID_INVALID"
                 )
@@ -126,7 +128,7 @@ class Api:
             return group
         if isinstance(p, types.InputPeerChannel | types.InputChannel):
             channel = w.channels.get(p.channel_id)
-            if channel is None or channel.access_hash != p.access_hash:
+            if channel is None or (channel.access_hash != p.access_hash and not zero_ok):
                 raise RpcFault(400, "CHANNEL_INVALID")
             return channel
         if isinstance(p, types.InputPeerUserFromMessage | types.InputUserFromMessage):
@@ -398,20 +400,23 @@ class Api:
         complete = start == 0 and end >= len(ids_desc) and len(window) == len(ids_desc)
         return self._messages_result(chat, msgs, complete=complete, count=len(ids_desc))
 
-    def _by_ids(self, chats: list[Chat], ids: list[TLObject]) -> list:
+    def _by_ids(self, chats: list[Chat], ids: list[TLObject], peer=None) -> list:
         out = []
         for input_message in ids:
             msg_id = getattr(input_message, "id", None)
             found = None
             if isinstance(input_message, types.InputMessageID):
                 found = next((c.history.get(msg_id) for c in chats if c.history.get(msg_id)), None)
-            out.append(found if found is not None else types.MessageEmpty(id=msg_id or 0))
+            if found is None:
+                # (types.MessageEmpty is Telethon's patched class, whose peer_id is positional.)
+                found = types.MessageEmpty(id=msg_id or 0, peer_id=peer)
+            out.append(found)
         return out
 
     @handles(functions.channels.GetMessagesRequest)
     def get_channel_messages(self, link, req):
         ch = self.readable(self.channel(req.channel))
-        msgs = self._by_ids([ch], req.id)
+        msgs = self._by_ids([ch], req.id, ch.peer)
         return self._messages_result(ch, msgs, complete=True, count=len(msgs))
 
     @handles(functions.messages.GetMessagesRequest)

@@ -447,9 +447,9 @@ class FakeTelegram:
         )
         self.groups[group.id] = group
         action = types.MessageActionChatCreate(title=title, users=[u.id for u in group.members])
-        self._record_new(
-            group, [self._build(group, "", action=action, from_user=self.me, date=when)]
-        )
+        msg = self._build(group, "", action=action, from_user=self.me, date=when)
+        self._record_new(group, [msg])
+        group.read_inbox_max_id = msg.id  # joining reads what was there
         return group
 
     @_locked
@@ -485,7 +485,9 @@ class FakeTelegram:
         )
         self.channels[channel.id] = channel
         action = types.MessageActionChannelCreate(title=title)
-        self._record_new(channel, [self._build(channel, "", action=action, date=when)])
+        msg = self._build(channel, "", action=action, date=when)
+        self._record_new(channel, [msg])
+        channel.read_inbox_max_id = msg.id  # joining reads what was there
         return channel
 
     @_locked
