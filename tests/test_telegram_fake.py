@@ -21,7 +21,7 @@ from telethon.tl import functions, types
 
 from telegram_fake import FakeTelegram, local_transport
 from telegram_fake.clients import check_world, new_client
-from telegram_fake.remote import RemoteServer
+from telegram_fake.remote import RemoteServer, serve_in_thread
 from tgingest.sources.telegram.client import WarehouseSession
 
 pytest_plugins = ["telegram_fake.fixtures"]
@@ -424,6 +424,80 @@ async def test_difference_too_long_reaches_on_gap(telegram: FakeTelegram, make_c
     assert gaps[1] == (None, "difference too long")
 
 
+async def test_edits_missed_in_a_gap_come_only_with_the_difference(
+    telegram: FakeTelegram, make_client
+):
+    """Telethon 1.45 sets the channel's pts from a difference before it looks at
+    other_updates, so edits and deletions that arrive only that way are never dispatched:
+    the difference carries them (checked here), a daemon must re-read history to see them."""
+    news = telegram.add_channel("News")
+    post = telegram.add_message(news, "original")
+    doomed = telegram.add_message(news, "doomed")
+    client = await make_client()
+    await client.get_dialogs()
+    got = collector(client, events.NewMessage)
+    edited = collector(client, events.MessageEdited)
+    deleted = collector(client, events.MessageDeleted)
+
+    telegram.push_edit(news, post.id, "edited while away", deliver=False)
+    telegram.push_delete(news, [doomed.id], deliver=False)
+    telegram.push_new(news, "trigger")
+    await wait_until(lambda: got)
+    await asyncio.sleep(0.1)
+
+    assert [e.raw_text for e in got] == ["trigger"]
+    assert not edited and not deleted
+    diff = await client(
+        functions.updates.GetChannelDifferenceRequest(
+            channel=news.marked_id, filter=types.ChannelMessagesFilterEmpty(), pts=3, limit=100
+        )
+    )
+    kinds = [type(u).__name__ for u in diff.other_updates]
+    assert kinds == ["UpdateEditChannelMessage", "UpdateDeleteChannelMessages"]
+    assert diff.other_updates[0].message.message == "edited while away"
+    assert [m.message for m in diff.new_messages] == ["trigger"]
+
+
+async def test_clients_without_updates_get_no_pushes(telegram: FakeTelegram, make_client):
+    news = telegram.add_channel("News")
+    quiet = await make_client("quiet", receive_updates=False)
+    loud = await make_client("loud")
+    await quiet.get_dialogs()
+    await loud.get_dialogs()
+    heard = collector(loud, events.NewMessage)
+    unheard = collector(quiet, events.NewMessage)
+
+    telegram.push_new(news, "for subscribers")
+    await wait_until(lambda: heard)
+    await asyncio.sleep(0.05)
+    assert not unheard
+    assert "InvokeWithoutUpdatesRequest" not in telegram.call_names()  # unwrapped in the log
+
+
+async def test_forum_topics(telegram: FakeTelegram, make_client):
+    bob = telegram.add_user("Bob")
+    forum = telegram.add_channel("Forum", forum=True, members=[bob])
+    ideas = telegram.add_topic(forum, "Ideas")
+    bugs = telegram.add_topic(forum, "Bugs")
+    first = telegram.add_message(forum, "idea one", from_user=bob, topic=ideas)
+    reply = telegram.add_message(forum, "a reply", reply_to=first.id, topic=ideas)
+    telegram.add_message(forum, "crash", from_user=bob, topic=bugs)
+    client = await make_client()
+    await client.get_dialogs()
+
+    topics = await client(
+        functions.messages.GetForumTopicsRequest(
+            peer=forum.marked_id, offset_date=None, offset_id=0, offset_topic=0, limit=10
+        )
+    )
+    assert {t.id: t.title for t in topics.topics} == {ideas: "Ideas", bugs: "Bugs"}
+    tops = {t.id: t.top_message for t in topics.topics}
+    assert tops[ideas] == reply.id
+    got = (await client.get_messages(forum.marked_id, ids=[reply.id]))[0]
+    assert got.reply_to.forum_topic and got.reply_to.reply_to_top_id == ideas
+    assert got.reply_to_msg_id == first.id
+
+
 # -- faults ---------------------------------------------------------------------------------------
 
 
@@ -680,6 +754,48 @@ async def test_remote_sender_in_process_keeps_world_across_restarts(tmp_path: Pa
         latest = await second.get_messages(news.marked_id, limit=1)
         await second.disconnect()
     assert latest[0].message == "while away"
+    check_world(world)
+
+
+_BLOCKING_CLIENT = textwrap.dedent(
+    """
+    import asyncio, json, sys
+    sys.path.insert(0, {tests!r})
+    from pathlib import Path
+    from telegram_fake.remote import remote_transport
+    from tgingest.sources.telegram.client import TgClient, WarehouseSession
+
+    async def main():
+        with remote_transport({socket!r}):
+            client = TgClient(WarehouseSession(Path({session!r})), 1, "x")
+        await client.connect()
+        msgs = await client.get_messages("news", limit=3)
+        print(json.dumps([m.message for m in msgs]))
+        await client.disconnect()
+
+    asyncio.run(main())
+    """
+)
+
+
+def test_threaded_server_serves_a_blocking_subprocess(tmp_path: Path):
+    world = FakeTelegram()
+    news = world.add_channel("News", username="news")
+    world.add_messages(news, 3, "post {i}")
+    session_path = tmp_path / "sessions" / "blocking.session"
+    session = WarehouseSession(session_path)
+    world.authorize(session)
+    session.close()
+    socket = tmp_path / "tg.sock"
+    code = _BLOCKING_CLIENT.format(tests=str(TESTS), socket=str(socket), session=str(session_path))
+
+    with serve_in_thread(world, socket):
+        result = subprocess.run(
+            [sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=False
+        )
+    assert result.returncode == 0, result.stderr
+    assert json.loads(result.stdout) == ["post 3", "post 2", "post 1"]
+    assert world.calls("contacts.ResolveUsernameRequest")
     check_world(world)
 
 

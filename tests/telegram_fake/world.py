@@ -364,6 +364,9 @@ class FakeTelegram:
         # auth key id -> state; 'user' once signed in, 'password' while 2FA is pending.
         self._keys: dict[int, str] = {}
         self._links: list[Link] = []
+        # Connections that invoked something without invokeWithoutUpdates: only these get
+        # updates pushed (Telethon's receive_updates=False wraps every request in it).
+        self._subscribed: set[Link] = set()
         self.offline = False
 
         self._faults: list[_Fault] = []
@@ -758,7 +761,7 @@ class FakeTelegram:
         """Deliver any `Updates` object as is to every signed-in connection."""
         data = bytes(updates)
         for link in list(self._links):
-            if self._keys.get(link.key_id) == "user":
+            if link in self._subscribed and self._keys.get(link.key_id) == "user":
                 link.push(data)
 
     def _new_update(self, chat: Chat, msg: Any, pts: int) -> types.TypeUpdate:
@@ -1000,6 +1003,7 @@ class FakeTelegram:
         """Drop every connection (the clients see a network failure and reconnect unless
         `offline` is set). Returns how many were dropped."""
         links, self._links = self._links, []
+        self._subscribed.clear()
         for link in links:
             link.drop()
         return len(links)
@@ -1084,12 +1088,15 @@ class FakeTelegram:
     def close_link(self, link: Link) -> None:
         if link in self._links:
             self._links.remove(link)
+        self._subscribed.discard(link)
 
     def invoke(self, link: Link, data: bytes) -> Reply:
         """Answer one serialized request from `link` with the serialized result or an error."""
         with self._lock:
             request = BinaryReader(data).tgread_object()
-            inner = self._unwrap(request)
+            inner, quiet = self._unwrap(request)
+            if not quiet and link in self._links:
+                self._subscribed.add(link)
             name = request_name(inner)
             chat_id = self._api.chat_of(inner)
             self.calls_log.append(Call(name, chat_id, inner))
@@ -1104,11 +1111,14 @@ class FakeTelegram:
                 self.internal_errors.append(f"{name}: {type(e).__name__}: {e}")
                 return Reply(error=(400, f"FAKE_TELEGRAM_INTERNAL_ERROR {type(e).__name__}"))
 
-    def _unwrap(self, request: TLObject) -> TLObject:
-        """Strip invokeWithLayer / initConnection / invokeWithoutUpdates / invokeAfterMsg."""
+    def _unwrap(self, request: TLObject) -> tuple[TLObject, bool]:
+        """Strip invokeWithLayer / initConnection / invokeWithoutUpdates / invokeAfterMsg;
+        also say whether invokeWithoutUpdates was among them."""
+        quiet = False
         while True:
             if isinstance(request, functions.InvokeWithLayerRequest):
                 self.layers.add(request.layer)
+            quiet = quiet or isinstance(request, functions.InvokeWithoutUpdatesRequest)
             if isinstance(
                 request,
                 functions.InvokeWithLayerRequest
@@ -1119,7 +1129,7 @@ class FakeTelegram:
             ):
                 request = request.query
             else:
-                return request
+                return request, quiet
 
     def _apply_faults(self, request: TLObject, chat_id: int | None) -> None:
         for fault in self._faults:
