@@ -18,7 +18,7 @@ import traceback
 from rich.markup import escape
 
 from tgingest import __version__
-from tgingest.cli import db, import_cmd, read
+from tgingest.cli import daemon, db, import_cmd, read
 from tgingest.cli.common import Parser, err_console, examples, failure_line
 from tgingest.config import Settings
 from tgingest.errors import TgIngestError
@@ -48,6 +48,7 @@ def build_parser() -> argparse.ArgumentParser:
     import_cmd.add_parser(sub)
     read.add_parsers(sub)
     db.add_parser(sub)
+    daemon.add_parsers(sub)
     return parser
 
 

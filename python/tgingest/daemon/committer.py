@@ -1,0 +1,220 @@
+"""Where `tgingest run` hands its batches: committed in-process, or appended to Redis Streams.
+
+In-process (no TGINGEST_REDIS_URL): a bounded queue feeds one committer task, so Telegram is
+read no faster than PostgreSQL takes it (a full queue blocks the readers: backpressure), and
+batches commit in the order they were read. With Redis, `put` appends to the streams and
+`tgingest worker` processes commit.
+
+A batch that PostgreSQL refuses for good (not a lost connection: those Pipeline.commit
+retries) is split in halves until the message at fault is alone; that one goes to quarantine
+with its error, verbatim, and every other message commits. One bad record never stops the rest.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import replace
+from typing import Protocol
+
+from tgingest._core import RawBatch
+from tgingest.daemon.metrics import Metrics
+from tgingest.pipeline import Pipeline
+from tgingest.records import BatchCounts, Coverage, QuarantineRow, SourceBatch
+from tgingest.store.database import is_transient
+
+log = logging.getLogger(__name__)
+
+
+class Sink(Protocol):
+    async def put(self, sb: SourceBatch) -> None: ...
+    async def drain(self) -> None: ...
+    async def aclose(self) -> None: ...
+    def depth(self) -> int: ...
+
+
+# Where a message PostgreSQL refuses ends up: quarantine (default) or a dead-letter stream.
+Park = Callable[[SourceBatch, Exception], Awaitable[None]]
+
+
+async def commit_or_isolate(
+    pipeline: Pipeline,
+    sb: SourceBatch,
+    metrics: Metrics | None = None,
+    *,
+    park: Park | None = None,
+) -> BatchCounts:
+    """Commit `sb`; if PostgreSQL refuses it for good, isolate the culprits and `park` each
+    (alone in its batch); without `park` they go to quarantine."""
+    try:
+        counts = await pipeline.commit_source_batch(sb)
+    except Exception as e:
+        if is_transient(e):
+            raise
+        if metrics:
+            metrics.batches.labels("failed").inc()
+        return await _isolate(pipeline, sb, e, park)
+    if metrics:
+        metrics.batches.labels("committed").inc()
+        metrics.messages.labels(sb.source).inc(counts.new + counts.updated)
+    return counts
+
+
+async def _isolate(
+    pipeline: Pipeline, sb: SourceBatch, error: Exception, park: Park | None
+) -> BatchCounts:
+    n = len(sb.batch)
+    log.warning("a batch of %d from %s was refused (%s); isolating the cause", n, sb.source, error)
+    total = BatchCounts()
+    if n > 1:
+        half = n // 2
+        for part in (range(half), range(half, n)):
+            piece = replace(
+                sb,
+                batch=sb.batch.select(list(part)),
+                chat=sb.chat,
+                senders=[],
+                local_media=[],
+                pending_media=_only(sb, part),
+                quarantine=[],
+                checkpoints=[],
+                coverage=[],
+                deletions=[],
+                counters=[],
+            )
+            total.add(await commit_or_isolate(pipeline, piece, park=park))
+        rest = replace(sb, batch=_EMPTY(), pending_media=[])
+        total.add(await commit_or_isolate(pipeline, rest, park=park))
+        return total
+    if n == 1:
+        chat_id, message_id = sb.batch.keys[0]
+        if park is not None:
+            await park(sb, error)
+            return await pipeline.commit_source_batch(
+                _side_only(sb, [], holes={(chat_id, message_id)})
+            )
+        bad = QuarantineRow(
+            error=f"not stored: {type(error).__name__}: {error}"[:2000],
+            raw=sb.batch.message_json(0),
+            chat_id=chat_id,
+            message_id=message_id,
+        )
+        return await pipeline.commit_source_batch(
+            _side_only(sb, [bad], holes={(chat_id, message_id)})
+        )
+    # Only side data (deletions, counters, chat, ...) and it still fails: keep it as evidence.
+    evidence = QuarantineRow(
+        error=f"not stored: {type(error).__name__}: {error}"[:2000],
+        raw=repr((sb.chat, sb.deletions, sb.counters, sb.coverage, sb.checkpoints)).encode(),
+        chat_id=sb.chat_id,
+    )
+    return await pipeline.commit_source_batch(
+        SourceBatch(source=sb.source, batch=sb.batch, quarantine=[evidence])
+    )
+
+
+def _EMPTY() -> RawBatch:
+    return RawBatch.from_columns(chat_id=[], message_id=[], date=[], text=[])
+
+
+def _only(sb: SourceBatch, indices: range) -> list:
+    keys = {sb.batch.keys[i] for i in indices}
+    return [p for p in sb.pending_media if (p.chat_id, p.message_id) in keys]
+
+
+def _side_only(
+    sb: SourceBatch, quarantine: list[QuarantineRow], holes: set[tuple[int, int]]
+) -> SourceBatch:
+    """The batch without its messages: its side data, coverage minus the quarantined ids."""
+    coverage: list[Coverage] = []
+    for r in sb.coverage:
+        cuts = sorted(m for c, m in holes if c == r.chat_id and r.lo <= m <= r.hi)
+        lo = r.lo
+        for cut in cuts:
+            if cut > lo:
+                coverage.append(Coverage(r.chat_id, lo, cut - 1))
+            lo = cut + 1
+        if lo <= r.hi:
+            coverage.append(Coverage(r.chat_id, lo, r.hi))
+    return replace(
+        sb,
+        batch=_EMPTY(),
+        pending_media=[],
+        quarantine=[*sb.quarantine, *quarantine],
+        coverage=coverage,
+    )
+
+
+class InProcessSink:
+    """A bounded queue and one committer task (see the module docstring)."""
+
+    def __init__(self, pipeline: Pipeline, metrics: Metrics, maxsize: int = 8) -> None:
+        self.pipeline = pipeline
+        self.metrics = metrics
+        self.queue: asyncio.Queue[SourceBatch] = asyncio.Queue(maxsize=maxsize)
+        self.failure: BaseException | None = None
+        # Batches handed in and batches committed, counted: drain() waits for what was handed
+        # in before it was called, not for a queue that live traffic may never empty.
+        self._put_seq = 0
+        self._done_seq = 0
+        self._progress = asyncio.Condition()
+        self._task = asyncio.create_task(self._commit_forever(), name="committer")
+
+    def depth(self) -> int:
+        return self.queue.qsize()
+
+    async def put(self, sb: SourceBatch) -> None:
+        if self.failure is not None:
+            raise self.failure
+        self._put_seq += 1
+        await self.queue.put(sb)
+        self.metrics.queue_depth.set(self.queue.qsize())
+
+    async def drain(self) -> None:
+        """Wait until everything put before this call is committed."""
+        target = self._put_seq
+        async with self._progress:
+            await self._progress.wait_for(
+                lambda: self._done_seq >= target or self.failure is not None
+            )
+        if self.failure is not None and self._done_seq < target:
+            raise self.failure
+
+    async def aclose(self) -> None:
+        self._task.cancel()
+        await asyncio.gather(self._task, return_exceptions=True)
+
+    async def _commit_forever(self) -> None:
+        while True:
+            sb = await self.queue.get()
+            try:
+                await self._commit(sb)
+            except BaseException as e:
+                self.failure = e
+                raise
+            finally:
+                self.queue.task_done()
+                self.metrics.queue_depth.set(self.queue.qsize())
+                self._done_seq += 1
+                async with self._progress:
+                    self._progress.notify_all()
+
+    async def _commit(self, sb: SourceBatch) -> None:
+        t0 = time.perf_counter()
+        delay = 1.0
+        while True:
+            try:
+                await commit_or_isolate(self.pipeline, sb, self.metrics)
+                break
+            except Exception as e:
+                if not is_transient(e):
+                    raise
+                # PostgreSQL is away: keep the batch, wait, try again. Readers block meanwhile.
+                log.warning("PostgreSQL unavailable (%s); retrying in %.0f s", e, delay)
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 30.0)
+        self.metrics.stage.labels("commit").observe(time.perf_counter() - t0)
+        if sb.received_at is not None:
+            self.metrics.event_to_commit.observe(max(0.0, time.time() - sb.received_at))
