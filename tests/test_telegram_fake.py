@@ -19,10 +19,11 @@ import pytest
 from telethon import errors, events, utils
 from telethon.tl import functions, types
 
+from tgingest.sources.telegram.client import WarehouseSession
+
 from telegram_fake import FakeTelegram, local_transport
 from telegram_fake.clients import check_world, new_client
 from telegram_fake.remote import RemoteServer, serve_in_thread
-from tgingest.sources.telegram.client import WarehouseSession
 
 pytest_plugins = ["telegram_fake.fixtures"]
 

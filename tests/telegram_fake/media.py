@@ -9,8 +9,10 @@ reference while copies a client already holds keep the old, now refused, one (as
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import random
+import threading
 from dataclasses import dataclass, field
 from datetime import datetime
 
@@ -25,6 +27,15 @@ def sample_bytes(seed: str, size: int, magic: bytes = b"") -> bytes:
         out += hashlib.sha256(f"{seed}:{counter}".encode()).digest()
         counter += 1
     return bytes(out[:size])
+
+
+def _locked(method):
+    @functools.wraps(method)
+    def wrapper(self, *args, **kwargs):
+        with self._lock:
+            return method(self, *args, **kwargs)
+
+    return wrapper
 
 
 @dataclass(eq=False)
@@ -43,8 +54,9 @@ class StoredFile:
 class FileStore:
     """Builds media objects and keeps the bytes `upload.getFile` serves for them."""
 
-    def __init__(self, dc_id: int, rng: random.Random, clock) -> None:
+    def __init__(self, dc_id: int, rng: random.Random, clock, lock: threading.RLock) -> None:
         self.dc_id = dc_id
+        self._lock = lock  # the world's: builders may run while a server thread answers
         self._rng = rng
         self._clock = clock  # () -> datetime, the world's current time
         self._next_id = 5_000_000_000_000_000_000
@@ -59,9 +71,11 @@ class FileStore:
     def _reference(self) -> bytes:
         return self._rng.randbytes(20)
 
+    @_locked
     def lookup(self, kind: str, file_id: int) -> StoredFile | None:
         return self.files.get((kind, file_id))
 
+    @_locked
     def expire(self, obj: types.Photo | types.Document) -> bytes:
         """Give the file a new reference; the old one now fails with FILE_REFERENCE_EXPIRED."""
         obj.file_reference = self._reference()
@@ -69,6 +83,7 @@ class FileStore:
 
     # -- photos ---------------------------------------------------------------------------------
 
+    @_locked
     def photo(
         self, data: bytes | None = None, *, w: int = 1280, h: int = 960, spoiler: bool = False
     ) -> types.MessageMediaPhoto:
@@ -94,6 +109,7 @@ class FileStore:
 
     # -- documents ------------------------------------------------------------------------------
 
+    @_locked
     def document(
         self,
         data: bytes | None,
@@ -128,6 +144,7 @@ class FileStore:
             spoiler=spoiler or None,
         )
 
+    @_locked
     def file(
         self,
         data: bytes | None = None,
@@ -136,6 +153,7 @@ class FileStore:
     ) -> types.MessageMediaDocument:
         return self.document(data, mime_type, [types.DocumentAttributeFilename(file_name)])
 
+    @_locked
     def sticker(
         self, data: bytes | None = None, emoji: str = "👍", *, w: int = 512, h: int = 512
     ) -> types.MessageMediaDocument:
@@ -149,6 +167,7 @@ class FileStore:
             ],
         )
 
+    @_locked
     def voice(self, data: bytes | None = None, duration: int = 3) -> types.MessageMediaDocument:
         return self.document(
             data,
@@ -157,6 +176,7 @@ class FileStore:
             voice=True,
         )
 
+    @_locked
     def video_note(
         self, data: bytes | None = None, duration: float = 5, length: int = 384
     ) -> types.MessageMediaDocument:
@@ -171,6 +191,7 @@ class FileStore:
             round=True,
         )
 
+    @_locked
     def animation(
         self, data: bytes | None = None, *, w: int = 320, h: int = 240, duration: float = 2
     ) -> types.MessageMediaDocument:
@@ -184,6 +205,7 @@ class FileStore:
             ],
         )
 
+    @_locked
     def video(
         self,
         data: bytes | None = None,
@@ -203,6 +225,7 @@ class FileStore:
             video=True,
         )
 
+    @_locked
     def audio(
         self,
         data: bytes | None = None,
@@ -235,11 +258,13 @@ class FileStore:
             user_id=user_id,
         )
 
+    @_locked
     def geo(self, lat: float, long: float) -> types.MessageMediaGeo:
         return types.MessageMediaGeo(
             geo=types.GeoPoint(long=long, lat=lat, access_hash=self._rng.randrange(1, 2**62))
         )
 
+    @_locked
     def venue(
         self,
         lat: float,
@@ -260,6 +285,7 @@ class FileStore:
             venue_type=venue_type,
         )
 
+    @_locked
     def poll(
         self,
         question: str,

@@ -17,20 +17,16 @@ from pathlib import Path
 # Run as a script, the package's parent (tests/) is not on sys.path yet.
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from telegram_fake.remote import RemoteSender
 from tgingest.sources.telegram import client as tg_client
+
+from telegram_fake.remote import RemoteSender
 
 
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
-    ours, cli_args = (
-        (argv[: argv.index("--")], argv[argv.index("--") + 1 :])
-        if "--" in argv
-        else (
-            argv,
-            [],
-        )
-    )
+    # Ours before `--`, tgingest's after it.
+    split = argv.index("--") if "--" in argv else len(argv)
+    ours, cli_args = argv[:split], argv[split + 1 :]
     parser = argparse.ArgumentParser(prog="run_tgingest.py", description=__doc__.split("\n\n")[0])
     parser.add_argument("--socket", required=True, help="unix socket of the RemoteServer")
     socket_path = parser.parse_args(ours).socket

@@ -335,7 +335,7 @@ class FakeTelegram:
         self._rng = random.Random(seed)
         self._clock = int(to_datetime(start_date).timestamp())
         self.dc_id = DC_ID
-        self.media = FileStore(DC_ID, self._rng, self.now)
+        self.media = FileStore(DC_ID, self._rng, self.now, self._lock)
 
         self._next_user_id = 100_000_000
         self._next_group_id = 400_000
@@ -375,6 +375,11 @@ class FakeTelegram:
         self.internal_errors: list[str] = []  # bugs in this fake, surfaced by the fixtures
         self.layers: set[int] = set()
         self._api = Api(self)
+
+    @_locked
+    def set_password(self, password: str | None) -> None:
+        """Turn 2FA on (a sign-in then needs the password) or off (None)."""
+        self._srp = SrpServer(password, self._rng) if password is not None else None
 
     # -- time and ids ---------------------------------------------------------------------------
 
@@ -1091,16 +1096,18 @@ class FakeTelegram:
         self._subscribed.discard(link)
 
     def invoke(self, link: Link, data: bytes) -> Reply:
-        """Answer one serialized request from `link` with the serialized result or an error."""
+        """Answer one serialized request from `link` with the serialized result or an error.
+        Never raises: whatever goes wrong becomes an answer, so no request waits forever."""
         with self._lock:
-            request = BinaryReader(data).tgread_object()
-            inner, quiet = self._unwrap(request)
-            if not quiet and link in self._links:
-                self._subscribed.add(link)
-            name = request_name(inner)
-            chat_id = self._api.chat_of(inner)
-            self.calls_log.append(Call(name, chat_id, inner))
+            name = "<unparsed request>"
             try:
+                request = BinaryReader(data).tgread_object()
+                inner, quiet = self._unwrap(request)
+                if not quiet and link in self._links:
+                    self._subscribed.add(link)
+                name = request_name(inner)
+                chat_id = self._api.chat_of(inner)
+                self.calls_log.append(Call(name, chat_id, inner))
                 self._apply_faults(inner, chat_id)
                 result = self._api.answer(link, inner)
                 return Reply(result=encode_result(result))
