@@ -732,6 +732,40 @@ async def test_remote_world_serves_a_subprocess(tmp_path: Path):
     check_world(world)
 
 
+async def test_remote_world_outlives_a_killed_client(tmp_path: Path):
+    world = FakeTelegram()
+    news = world.add_channel("News")
+    session_path = tmp_path / "sessions" / "killed.session"
+    session = WarehouseSession(session_path)
+    world.authorize(session)
+    session.close()
+    socket = str(tmp_path / "tg.sock")
+    code = _SUBPROCESS_CLIENT.format(tests=str(TESTS), socket=socket, session=str(session_path))
+
+    async def start():
+        proc = await asyncio.create_subprocess_exec(
+            sys.executable, "-c", code, stdout=subprocess.PIPE, stderr=subprocess.PIPE
+        )
+        dialogs = json.loads(await asyncio.wait_for(proc.stdout.readline(), 15))
+        assert await asyncio.wait_for(proc.stdout.readline(), 5) == b"ready\n"
+        return proc, dialogs
+
+    async with RemoteServer(world, socket):
+        first, _ = await start()
+        first.kill()  # SIGKILL: no goodbye on the socket
+        await first.wait()
+        await wait_until(lambda: world.connections == 0)
+        world.add_message(news, "while it was dead")
+        second, dialogs = await start()
+        world.push_new(news, "to the new process")
+        pushed = json.loads(await asyncio.wait_for(second.stdout.readline(), 5))
+        assert await asyncio.wait_for(second.wait(), 5) == 0
+
+    assert dialogs == [[news.marked_id, "News"]]
+    assert pushed == "to the new process"
+    check_world(world)
+
+
 async def test_remote_sender_in_process_keeps_world_across_restarts(tmp_path: Path):
     """Two client lifetimes on one session file against one served world, as a daemon
     restart looks from the server."""

@@ -499,7 +499,8 @@ class Api:
         new_messages, other = [], []
         for e in events:
             if e.kind == "new":
-                new_messages += [m for m in (e.chat.history.get(i) for i in e.ids) if m]
+                found = (e.chat.history.get(i) for i in e.ids)
+                new_messages += [m for m in found if m is not None]
             elif e.kind == "edit":
                 msg = e.chat.history.get(e.ids[0])
                 if msg is None or (id(e.chat), msg.id) in created:
