@@ -1,0 +1,115 @@
+"""`tgingest run` in-process against a scripted Telegram (Telethon's own client, only its network
+sender replaced) and a real PostgreSQL: backfill, live updates, edits, deletions, reactions,
+gaps, flood waits, media, multiple accounts, restarts."""
+
+from __future__ import annotations
+
+import asyncio
+
+from telethon.tl import functions
+
+from daemon_helpers import count, running, sign_in, until, write_config
+
+pytest_plugins = ["telegram_fake.fixtures"]
+
+
+async def test_backfill_then_live_edits_deletions_and_reactions(telegram, settings, conn, tmp_path):
+    news = telegram.add_channel("News", username="news")
+    telegram.add_messages(news, 250, "history {i}")
+    n = len(telegram.messages(news))  # with the channel's creation message
+    sign_in(telegram, settings)
+    config = write_config(tmp_path / "t.toml", [{"chat": news.marked_id}])
+    async with running(settings, config) as daemon:
+        sql = "SELECT count(*) FROM messages WHERE chat_id = $1"
+        await until(lambda: _eq(conn, sql, n, news.marked_id), what="backfill")
+        new = telegram.push_new(news, "live one")
+        await until(lambda: _eq(conn, sql, n + 1, news.marked_id), what="live message")
+        telegram.push_edit(news, new.id, "live one, edited")
+        await until(lambda: _text_is(conn, news.marked_id, new.id, "live one, edited"), what="edit")
+        telegram.push_delete(news, [5])
+        await until(
+            lambda: _eq(conn, "SELECT count(*) FROM messages WHERE deleted_at IS NOT NULL", 1),
+            what="deletion",
+        )
+        telegram.push_reactions(news, 7, {"👍": 3})
+        await until(
+            lambda: _eq(conn, "SELECT count(*) FROM messages WHERE extra ? 'reactions'", 1),
+            what="reactions",
+        )
+        assert daemon.chats[news.marked_id].state == "live"
+    # One history pass covers the whole chat; live messages extend it without holes.
+    ranges = await conn.fetch("SELECT lo, hi FROM coverage WHERE chat_id = $1", news.marked_id)
+    assert [(r["lo"], r["hi"]) for r in ranges] == [(1, new.id)]
+    versions = await conn.fetch("SELECT text, changed FROM message_versions")
+    assert [(v["text"], v["changed"]) for v in versions] == [("live one", ["text"])]
+    status = await conn.fetchrow("SELECT state, stopped_at FROM daemon_status")
+    assert status["stopped_at"] is not None
+
+
+async def test_a_restart_fetches_only_what_is_missing(telegram, settings, conn, tmp_path):
+    news = telegram.add_channel("News", username="news")
+    telegram.add_messages(news, 120)
+    n = len(telegram.messages(news))
+    sign_in(telegram, settings)
+    config = write_config(tmp_path / "t.toml", [{"chat": news.marked_id, "refresh_recent": 0}])
+    sql = "SELECT count(*) FROM messages"
+    async with running(settings, config):
+        await until(lambda: _eq(conn, sql, n), what="first backfill")
+    telegram.add_messages(news, 30, "while away {i}")
+    telegram.clear_calls()
+    async with running(settings, config):
+        await until(lambda: _eq(conn, sql, n + 30), what="catch-up")
+    pages = telegram.calls("GetHistoryRequest", chat=news.marked_id)
+    # The newest id, then pages above what is covered; never the old history again.
+    assert pages and all(c.request.offset_id > n or c.request.limit == 1 for c in pages), [
+        (c.request.offset_id, c.request.limit) for c in pages
+    ]
+
+
+async def test_gap_too_long_is_reconciled_from_the_warehouse(telegram, settings, conn, tmp_path):
+    news = telegram.add_channel("News", username="news")
+    telegram.add_messages(news, 10)
+    n = len(telegram.messages(news))
+    sign_in(telegram, settings)
+    config = write_config(tmp_path / "t.toml", [{"chat": news.marked_id}])
+    async with running(settings, config) as daemon:
+        await until(lambda: _eq(conn, "SELECT count(*) FROM messages", n), what="backfill")
+        telegram.too_long(news)
+        telegram.gap(news, 40)
+        last = telegram.push_new(news, "after the gap")
+        await until(lambda: _eq(conn, "SELECT count(*) FROM messages", n + 41), what="reconcile")
+        assert daemon.gaps_total >= 1
+    ranges = await conn.fetch("SELECT lo, hi FROM coverage")
+    assert [(r["lo"], r["hi"]) for r in ranges] == [(1, last.id)]
+
+
+async def test_flood_wait_is_waited_out_and_other_chats_go_on(telegram, settings, conn, tmp_path):
+    slow = telegram.add_channel("Slow", username="slowchan")
+    fast = telegram.add_channel("Fast", username="fastchan")
+    telegram.add_messages(slow, 20)
+    telegram.add_messages(fast, 20)
+    n = len(telegram.messages(fast))
+    telegram.flood_wait(functions.messages.GetHistoryRequest, 3, chat=slow)
+    sign_in(telegram, settings)
+    config = write_config(tmp_path / "t.toml", [{"chat": slow.marked_id}, {"chat": fast.marked_id}])
+    async with running(settings, config) as daemon:
+        q = "SELECT count(*) FROM messages WHERE chat_id = $1"
+        await until(lambda: _eq(conn, q, n, fast.marked_id), what="the other chat")
+        waits = daemon.floods.remaining()
+        assert [(w.chat_id, w.seconds) for w, _ in waits] == [(slow.marked_id, 3)]
+        await until(lambda: _eq(conn, q, n, slow.marked_id), timeout=20, what="after the wait")
+    assert daemon.floods.total == 1
+
+
+async def _eq(conn, sql: str, want: int, *args) -> bool:
+    return await count(conn, sql, *args) == want
+
+
+async def _text_is(conn, chat_id: int, message_id: int, text: str) -> bool:
+    got = await conn.fetchval(
+        "SELECT text FROM messages WHERE chat_id = $1 AND message_id = $2", chat_id, message_id
+    )
+    return got == text
+
+
+_ = asyncio
