@@ -61,7 +61,7 @@ async def running(settings: Settings, config: Path, **kw: Any) -> AsyncIterator[
     daemon = Daemon(settings, load(config, {}), **kw)
     task = asyncio.create_task(daemon.run())
     # The warehouse is open (migrations applied) once the sink exists.
-    while daemon.sink is None and not task.done():
+    while daemon.sink is None and not task.done():  # noqa: ASYNC110  (polls another task)
         await asyncio.sleep(0.01)
     if task.done():
         task.result()
@@ -74,9 +74,9 @@ async def running(settings: Settings, config: Path, **kw: Any) -> AsyncIterator[
 
 
 async def until(
-    check: Callable[[], Awaitable[bool]], timeout: float = 30.0, what: str = "condition"
+    check: Callable[[], Awaitable[bool]], seconds: float = 30.0, what: str = "condition"
 ) -> None:
-    deadline = time.monotonic() + timeout
+    deadline = time.monotonic() + seconds
     while not await check():
         if time.monotonic() > deadline:
             raise AssertionError(f"timed out waiting for {what}")

@@ -97,7 +97,7 @@ async def test_flood_wait_is_waited_out_and_other_chats_go_on(telegram, settings
         await until(lambda: _eq(conn, q, n, fast.marked_id), what="the other chat")
         waits = daemon.floods.remaining()
         assert [(w.chat_id, w.seconds) for w, _ in waits] == [(slow.marked_id, 3)]
-        await until(lambda: _eq(conn, q, n, slow.marked_id), timeout=20, what="after the wait")
+        await until(lambda: _eq(conn, q, n, slow.marked_id), seconds=20, what="after the wait")
     assert daemon.floods.total == 1
 
 
