@@ -23,13 +23,6 @@ import redis.asyncio as aioredis
 from redis.crc import key_slot
 from redis.exceptions import AuthenticationError
 
-from redis_fixtures import (  # noqa: F401 (fixtures pytest finds by name)
-    RedisClusterNodes,
-    RedisServer,
-    free_port,
-    redis_key_prefix,
-    redis_url,
-)
 from tgingest import records
 from tgingest._core import RawBatch
 from tgingest.errors import InvalidInputError
@@ -42,6 +35,14 @@ from tgingest.queue import (
     encode,
 )
 from tgingest.records import LocalMedia, SourceBatch
+
+from redis_fixtures import (  # noqa: F401 (fixtures pytest finds by name)
+    RedisClusterNodes,
+    RedisServer,
+    free_port,
+    redis_key_prefix,
+    redis_url,
+)
 
 T0 = 1_700_000_000
 
