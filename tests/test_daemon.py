@@ -113,3 +113,61 @@ async def _text_is(conn, chat_id: int, message_id: int, text: str) -> bool:
 
 
 _ = asyncio
+
+
+async def test_media_is_downloaded_into_the_content_store(telegram, settings, conn, tmp_path):
+    import hashlib
+
+    chat = telegram.add_channel("Pics", username="pics")
+    photo = b"\xff\xd8photo-bytes" * 300
+    one = telegram.add_message(chat, "a photo", media=telegram.media.photo(photo))
+    two = telegram.add_message(chat, "same photo again", media=telegram.media.photo(photo))
+    pdf = telegram.add_message(
+        chat,
+        "../../etc/passwd",
+        media=telegram.media.file(b"%PDF" * 2000, file_name="../../evil name.pdf"),
+    )
+    big = telegram.add_message(chat, "too big", media=telegram.media.file(b"x" * 50_000))
+    telegram.expire_file_reference(chat, one.id)
+    sign_in(telegram, settings)
+    config = write_config(
+        tmp_path / "t.toml",
+        [{"chat": chat.marked_id, "media": ["photo", "file"], "max_media_size": 20_000}],
+    )
+    async with running(settings, config):
+        await until(
+            lambda: _eq(conn, "SELECT count(*) FROM message_media", 3), what="three files linked"
+        )
+    rows = await conn.fetch("SELECT sha256, path FROM media ORDER BY path")
+    assert len(rows) == 2  # the photo once, the pdf once
+    for r in rows:
+        file = settings.media_root / r["path"]
+        digest = hashlib.sha256(file.read_bytes()).digest()
+        assert digest == r["sha256"] and file.name.startswith(digest.hex())
+        assert oct(file.stat().st_mode & 0o777) == "0o600"
+    linked = {r["message_id"] for r in await conn.fetch("SELECT message_id FROM message_media")}
+    assert linked == {one.id, two.id, pdf.id}
+    assert big.id not in linked
+    assert await count(conn, "SELECT count(*) FROM media_pending") == 0
+    # Nothing but hashed names in the store, no leftovers of temporary files.
+    names = [p.name for p in settings.media_root.rglob("*") if p.is_file()]
+    assert all(len(n.split(".")[0]) == 64 for n in names), names
+
+
+async def test_two_accounts_store_a_shared_chat_once(telegram, settings, conn, tmp_path):
+    shared = telegram.add_channel("Shared", username="shared")
+    telegram.add_messages(shared, 30)
+    n = len(telegram.messages(shared))
+    sign_in(telegram, settings, "alice", "bob")
+    config = write_config(
+        tmp_path / "t.toml", [{"chat": shared.marked_id}], accounts=("alice", "bob")
+    )
+    async with running(settings, config) as daemon:
+        await until(lambda: _eq(conn, "SELECT count(*) FROM messages", n), what="backfill")
+        # Both accounts receive the live message; it is one row.
+        telegram.push_new(shared, "to everyone")
+        await until(lambda: _eq(conn, "SELECT count(*) FROM messages", n + 1), what="live")
+        await asyncio.sleep(0.3)
+        assert daemon.chats[shared.marked_id].owner == "alice"
+    assert await count(conn, "SELECT count(*) FROM messages") == n + 1
+    assert await count(conn, "SELECT count(*) FROM quarantine") == 0

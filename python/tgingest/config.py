@@ -6,6 +6,7 @@ Nothing else in tgingest reads the environment: the CLI builds a `Settings` and 
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -92,6 +93,8 @@ class Settings:
     batch_size: messages per transaction (TGINGEST_BATCH_SIZE, 1,000 to 50,000).
     bloom_capacity: message versions the replay filter is sized for (TGINGEST_BLOOM_CAPACITY).
     redis_url: optional Redis (TGINGEST_REDIS_URL); never logged, it may hold a password.
+    redis_prefix: first part of every Redis key (TGINGEST_REDIS_PREFIX, default "tgingest"),
+        so several warehouses can share one Redis.
     max_new_partitions: monthly partitions one import may create (TGINGEST_MAX_NEW_PARTITIONS):
         dates spread wider than that usually mean damaged input, not history.
     db_retry_seconds: how long a commit keeps retrying a lost connection or a restarting
@@ -104,6 +107,7 @@ class Settings:
     batch_size: int = 10_000
     bloom_capacity: int = 10_000_000
     redis_url: str | None = field(default=None, repr=False)
+    redis_prefix: str = "tgingest"
     max_new_partitions: int = 240
     db_retry_seconds: int = 30
 
@@ -121,6 +125,7 @@ class Settings:
             batch_size=_int(env, "TGINGEST_BATCH_SIZE", 10_000, 1_000, 50_000),
             bloom_capacity=_int(env, "TGINGEST_BLOOM_CAPACITY", 10_000_000, 1_000, 10**10),
             redis_url=env.get("TGINGEST_REDIS_URL") or None,
+            redis_prefix=_redis_prefix(env.get("TGINGEST_REDIS_PREFIX") or "tgingest"),
             max_new_partitions=_int(env, "TGINGEST_MAX_NEW_PARTITIONS", 240, 1, 100_000),
             db_retry_seconds=_int(env, "TGINGEST_DB_RETRY_SECONDS", 30, 0, 3600),
         )
@@ -135,3 +140,11 @@ class Settings:
 
     def with_dsn(self, dsn: str | None) -> Settings:
         return replace(self, dsn=dsn)
+
+
+def _redis_prefix(value: str) -> str:
+    if not re.fullmatch(r"[A-Za-z0-9_.:-]{1,64}", value):
+        raise ConfigError(
+            f"TGINGEST_REDIS_PREFIX must be 1-64 letters, digits or _.:- (got {value!r})"
+        )
+    return value

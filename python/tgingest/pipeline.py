@@ -34,6 +34,7 @@ from tgingest.records import (
     MediaRow,
     QuarantineRow,
     SourceBatch,
+    cut_coverage,
 )
 from tgingest.replay_filter import ReplayFilter
 from tgingest.sources.base import Source
@@ -293,19 +294,9 @@ def _trim_coverage(sb: SourceBatch, rejected: set[tuple[int, int]]) -> list[Cove
             blind.add(q.chat_id)
         elif q.chat_id is not None:
             holes.add((q.chat_id, q.message_id))
-    out = []
-    for r in sb.coverage:
-        if r.chat_id in blind or None in blind:
-            continue
-        cuts = sorted(m for c, m in holes if c == r.chat_id and r.lo <= m <= r.hi)
-        lo = r.lo
-        for cut in cuts:
-            if cut > lo:
-                out.append(Coverage(r.chat_id, lo, cut - 1))
-            lo = cut + 1
-        if lo <= r.hi:
-            out.append(Coverage(r.chat_id, lo, r.hi))
-    return out
+    if None in blind:
+        return []
+    return cut_coverage([r for r in sb.coverage if r.chat_id not in blind], holes)
 
 
 def _media_quarantine(f: LocalMedia, error: str) -> QuarantineRow:

@@ -193,3 +193,18 @@ class BatchCounts:
             "deleted",
         ):
             setattr(self, name, getattr(self, name) + getattr(other, name))
+
+
+def cut_coverage(ranges: list[Coverage], holes: set[tuple[int, int]]) -> list[Coverage]:
+    """The ranges without the (chat_id, message_id)s in `holes`: messages that were read but
+    not stored must never count as covered."""
+    out = []
+    for r in ranges:
+        lo = r.lo
+        for cut in sorted(m for c, m in holes if c == r.chat_id and r.lo <= m <= r.hi):
+            if cut > lo:
+                out.append(Coverage(r.chat_id, lo, cut - 1))
+            lo = cut + 1
+        if lo <= r.hi:
+            out.append(Coverage(r.chat_id, lo, r.hi))
+    return out

@@ -322,7 +322,9 @@ async def _queue_stats(settings: Settings) -> dict[str, Any] | None:
     from tgingest.daemon.redis_sink import open_streams
 
     try:
-        streams = await open_streams(settings.redis_url, deadline=time.monotonic() + 5)
+        streams = await open_streams(
+            settings.redis_url, settings.redis_prefix, deadline=time.monotonic() + 5
+        )
     except Exception as e:
         return {"error": f"Redis unreachable: {type(e).__name__}"}
     try:
@@ -394,7 +396,7 @@ async def cmd_dlq(args: argparse.Namespace, settings: Settings) -> int:
         raise ConfigError("dead letters live in Redis: set TGINGEST_REDIS_URL")
     from tgingest.daemon.redis_sink import open_streams
 
-    streams = await open_streams(settings.redis_url)
+    streams = await open_streams(settings.redis_url, settings.redis_prefix)
     try:
         if args.action == "list":
             letters = [dataclasses.asdict(d) for d in await streams.dead_letters(args.limit)]

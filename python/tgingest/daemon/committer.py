@@ -22,7 +22,7 @@ from typing import Protocol
 from tgingest._core import RawBatch
 from tgingest.daemon.metrics import Metrics
 from tgingest.pipeline import Pipeline
-from tgingest.records import BatchCounts, Coverage, QuarantineRow, SourceBatch
+from tgingest.records import BatchCounts, QuarantineRow, SourceBatch, cut_coverage
 from tgingest.store.database import is_transient
 
 log = logging.getLogger(__name__)
@@ -45,9 +45,11 @@ async def commit_or_isolate(
     metrics: Metrics | None = None,
     *,
     park: Park | None = None,
+    lost: set[tuple[int, int]] | None = None,
 ) -> BatchCounts:
     """Commit `sb`; if PostgreSQL refuses it for good, isolate the culprits and `park` each
-    (alone in its batch); without `park` they go to quarantine."""
+    (alone in its batch); without `park` they go to quarantine. The keys of messages not stored
+    are added to `lost`, and coverage never claims them."""
     try:
         counts = await pipeline.commit_source_batch(sb)
     except Exception as e:
@@ -55,7 +57,7 @@ async def commit_or_isolate(
             raise
         if metrics:
             metrics.batches.labels("failed").inc()
-        return await _isolate(pipeline, sb, e, park)
+        return await _isolate(pipeline, sb, e, park, set() if lost is None else lost)
     if metrics:
         metrics.batches.labels("committed").inc()
         metrics.messages.labels(sb.source).inc(counts.new + counts.updated)
@@ -63,56 +65,68 @@ async def commit_or_isolate(
 
 
 async def _isolate(
-    pipeline: Pipeline, sb: SourceBatch, error: Exception, park: Park | None
+    pipeline: Pipeline,
+    sb: SourceBatch,
+    error: Exception,
+    park: Park | None,
+    lost: set[tuple[int, int]],
 ) -> BatchCounts:
+    """Split what failed until the part at fault is alone: first the messages from what travels
+    beside them (chat, senders, deletions, ...), then the messages in halves."""
     n = len(sb.batch)
     log.warning("a batch of %d from %s was refused (%s); isolating the cause", n, sb.source, error)
     total = BatchCounts()
+    if n > 0 and _has_side_data(sb):
+        messages = replace(sb, **_NO_SIDE_DATA)  # type: ignore[arg-type]
+        total.add(await commit_or_isolate(pipeline, messages, park=park, lost=lost))
+        side = replace(
+            sb, batch=_EMPTY(), pending_media=[], coverage=cut_coverage(sb.coverage, lost)
+        )
+        total.add(await commit_or_isolate(pipeline, side, park=park, lost=lost))
+        return total
     if n > 1:
         half = n // 2
         for part in (range(half), range(half, n)):
-            piece = replace(
-                sb,
-                batch=sb.batch.select(list(part)),
-                chat=sb.chat,
-                senders=[],
-                local_media=[],
-                pending_media=_only(sb, part),
-                quarantine=[],
-                checkpoints=[],
-                coverage=[],
-                deletions=[],
-                counters=[],
-            )
-            total.add(await commit_or_isolate(pipeline, piece, park=park))
-        rest = replace(sb, batch=_EMPTY(), pending_media=[])
-        total.add(await commit_or_isolate(pipeline, rest, park=park))
+            piece = replace(sb, batch=sb.batch.select(list(part)), pending_media=_only(sb, part))
+            total.add(await commit_or_isolate(pipeline, piece, park=park, lost=lost))
+        return total
+    lost.update(sb.batch.keys)
+    if park is not None:
+        await park(sb, error)
         return total
     if n == 1:
         chat_id, message_id = sb.batch.keys[0]
-        if park is not None:
-            await park(sb, error)
-            return await pipeline.commit_source_batch(
-                _side_only(sb, [], holes={(chat_id, message_id)})
-            )
         bad = QuarantineRow(
             error=f"not stored: {type(error).__name__}: {error}"[:2000],
             raw=sb.batch.message_json(0),
             chat_id=chat_id,
             message_id=message_id,
         )
-        return await pipeline.commit_source_batch(
-            _side_only(sb, [bad], holes={(chat_id, message_id)})
+    else:  # only side data, and it still fails: keep it as evidence
+        bad = QuarantineRow(
+            error=f"not stored: {type(error).__name__}: {error}"[:2000],
+            raw=repr((sb.chat, sb.senders, sb.deletions, sb.counters)).encode(),
+            chat_id=sb.chat_id,
         )
-    # Only side data (deletions, counters, chat, ...) and it still fails: keep it as evidence.
-    evidence = QuarantineRow(
-        error=f"not stored: {type(error).__name__}: {error}"[:2000],
-        raw=repr((sb.chat, sb.deletions, sb.counters, sb.coverage, sb.checkpoints)).encode(),
-        chat_id=sb.chat_id,
-    )
     return await pipeline.commit_source_batch(
-        SourceBatch(source=sb.source, batch=sb.batch, quarantine=[evidence])
+        SourceBatch(source=sb.source, batch=_EMPTY(), quarantine=[bad])
     )
+
+
+# Everything a SourceBatch carries beside its messages.
+_NO_SIDE_DATA: dict[str, object] = {
+    "chat": None,
+    "senders": [],
+    "quarantine": [],
+    "checkpoints": [],
+    "coverage": [],
+    "deletions": [],
+    "counters": [],
+}
+
+
+def _has_side_data(sb: SourceBatch) -> bool:
+    return any(getattr(sb, name) for name in _NO_SIDE_DATA)
 
 
 def _EMPTY() -> RawBatch:
@@ -122,29 +136,6 @@ def _EMPTY() -> RawBatch:
 def _only(sb: SourceBatch, indices: range) -> list:
     keys = {sb.batch.keys[i] for i in indices}
     return [p for p in sb.pending_media if (p.chat_id, p.message_id) in keys]
-
-
-def _side_only(
-    sb: SourceBatch, quarantine: list[QuarantineRow], holes: set[tuple[int, int]]
-) -> SourceBatch:
-    """The batch without its messages: its side data, coverage minus the quarantined ids."""
-    coverage: list[Coverage] = []
-    for r in sb.coverage:
-        cuts = sorted(m for c, m in holes if c == r.chat_id and r.lo <= m <= r.hi)
-        lo = r.lo
-        for cut in cuts:
-            if cut > lo:
-                coverage.append(Coverage(r.chat_id, lo, cut - 1))
-            lo = cut + 1
-        if lo <= r.hi:
-            coverage.append(Coverage(r.chat_id, lo, r.hi))
-    return replace(
-        sb,
-        batch=_EMPTY(),
-        pending_media=[],
-        quarantine=[*sb.quarantine, *quarantine],
-        coverage=coverage,
-    )
 
 
 class InProcessSink:

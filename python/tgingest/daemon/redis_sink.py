@@ -13,8 +13,10 @@ from tgingest.queue.redis_streams import RedisStreams
 from tgingest.records import SourceBatch
 
 
-async def open_streams(url: str, *, deadline: float | None = None) -> RedisStreams:
-    streams = RedisStreams(url)
+async def open_streams(
+    url: str, prefix: str = "tgingest", *, deadline: float | None = None
+) -> RedisStreams:
+    streams = RedisStreams(url, prefix=prefix)
     await streams.open(deadline=deadline)
     return streams
 
@@ -26,8 +28,8 @@ class RedisSink:
         self._appended = 0
 
     @classmethod
-    async def open(cls, url: str, metrics: Metrics) -> RedisSink:
-        return cls(await open_streams(url), metrics)
+    async def open(cls, url: str, prefix: str, metrics: Metrics) -> RedisSink:
+        return cls(await open_streams(url, prefix), metrics)
 
     def depth(self) -> int:
         return 0  # the backlog lives in Redis: `tgingest status` reads it from there

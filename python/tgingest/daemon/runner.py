@@ -128,7 +128,9 @@ class Daemon:
             from tgingest.daemon.redis_sink import RedisSink
 
             SECRETS.add_url_password(self.settings.redis_url)
-            return await RedisSink.open(self.settings.redis_url, self.metrics)
+            return await RedisSink.open(
+                self.settings.redis_url, self.settings.redis_prefix, self.metrics
+            )
         assert self.db is not None
         self.pipeline = await Pipeline(self.db, self.settings).open()
         return InProcessSink(self.pipeline, self.metrics)

@@ -60,7 +60,7 @@ class Worker:
 
     async def run(self) -> int:
         assert self.settings.redis_url
-        streams = await open_streams(self.settings.redis_url)
+        streams = await open_streams(self.settings.redis_url, self.settings.redis_prefix)
         db = await Database.open(self.settings)
         pipeline = await Pipeline(db, self.settings).open()
         try:

@@ -1,0 +1,100 @@
+"""`tgingest run` with Redis Streams: the daemon appends, workers commit and only then
+acknowledge; poison goes to the dead-letter stream and comes back with `dlq retry`."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import dataclasses
+from collections.abc import AsyncIterator
+
+from daemon_helpers import count, running, sign_in, until, write_config
+from tgingest._core import RawBatch
+from tgingest.config import Settings
+from tgingest.daemon.redis_sink import open_streams
+from tgingest.daemon.worker import Worker
+from tgingest.records import ChatRow, SourceBatch
+
+pytest_plugins = ["telegram_fake.fixtures", "redis_fixtures"]
+
+
+@contextlib.asynccontextmanager
+async def workers(settings: Settings, n: int) -> AsyncIterator[list[Worker]]:
+    ws = [Worker(settings, name=f"w{i}", claim_idle_ms=500) for i in range(n)]
+    tasks = [asyncio.create_task(w.run()) for w in ws]
+    try:
+        yield ws
+    finally:
+        for w in ws:
+            w.stop()
+        assert await asyncio.wait_for(asyncio.gather(*tasks), 60) == [0] * n
+
+
+async def test_live_and_backfill_through_two_workers(
+    telegram,
+    settings,
+    conn,
+    tmp_path,
+    redis_url,
+    redis_key_prefix,
+):
+    settings = dataclasses.replace(settings, redis_url=redis_url, redis_prefix=redis_key_prefix)
+    chats = [telegram.add_channel(f"C{i}", username=f"chan{i}x") for i in range(3)]
+    for c in chats:
+        telegram.add_messages(c, 150)
+    total = sum(len(telegram.messages(c)) for c in chats)
+    sign_in(telegram, settings)
+    config = write_config(tmp_path / "t.toml", [{"chat": c.marked_id} for c in chats])
+    async with workers(settings, 2) as ws, running(settings, config):
+        await until(lambda: _eq(conn, "SELECT count(*) FROM messages", total), what="backfill")
+        for c in chats:
+            telegram.push_new(c, "live")
+        await until(lambda: _eq(conn, "SELECT count(*) FROM messages", total + 3), what="live")
+        # Both workers took a share of the work.
+        await until(lambda: _true(all(w.committed > 0 for w in ws)), what="both workers busy")
+    streams = await open_streams(redis_url, redis_key_prefix)
+    try:
+        stats = await streams.stats()
+        assert stats["pending"] == 0 and stats["dead_letters"] == 0
+    finally:
+        await streams.aclose()
+    assert await count(conn, "SELECT count(DISTINCT (chat_id, message_id)) FROM messages") == (
+        total + 3
+    )
+
+
+async def test_poison_goes_to_the_dead_letters_and_comes_back(
+    settings,
+    conn,
+    redis_url,
+    redis_key_prefix,
+):
+    settings = dataclasses.replace(settings, redis_url=redis_url, redis_prefix=redis_key_prefix)
+    streams = await open_streams(redis_url, redis_key_prefix)
+    good = RawBatch.from_columns(chat_id=[5], message_id=[1], date=[1_700_000_000], text=["ok"])
+    # A chat title PostgreSQL cannot store (NUL) fails the whole batch every time.
+    poison = SourceBatch(source="test", batch=good, chat=ChatRow(5, title="bad\x00title"))
+    try:
+        await streams.append(poison)
+        async with workers(settings, 1):
+            await until(lambda: _dead(streams, 1), seconds=60, what="dead letter")
+        # The message itself committed (isolated from the side data that failed)...
+        assert await count(conn, "SELECT count(*) FROM messages") == 1
+        letters = await streams.dead_letters()
+        assert "NUL" in letters[0].error or "0x00" in letters[0].error, letters[0].error
+        assert await streams.retry_dead_letters() == 1
+        assert (await streams.stats())["dead_letters"] == 0
+    finally:
+        await streams.aclose()
+
+
+async def _dead(streams, n: int) -> bool:
+    return (await streams.stats())["dead_letters"] == n
+
+
+async def _eq(conn, sql: str, want: int, *args) -> bool:
+    return await count(conn, sql, *args) == want
+
+
+async def _true(value: bool) -> bool:
+    return value
