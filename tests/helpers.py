@@ -40,14 +40,17 @@ async def commit_raw(settings: Settings, batch, source: str = "telethon") -> Bat
     return counts
 
 
-def run_cli(env: dict[str, str], *args: str, check: bool = True) -> subprocess.CompletedProcess:
-    """`tgingest ARGS` in a subprocess with `env`, as a user runs it."""
+def run_cli(
+    env: dict[str, str], *args: str, check: bool = True, **kw: Any
+) -> subprocess.CompletedProcess:
+    """`tgingest ARGS` in a subprocess with `env`, as a user runs it (`kw` to subprocess.run)."""
     proc = subprocess.run(
         [sys.executable, "-m", "tgingest.cli", *args],
         env=env,
         capture_output=True,
         text=True,
         timeout=300,
+        **kw,
     )
     if check and proc.returncode != 0:
         raise AssertionError(f"exit {proc.returncode}: {proc.stderr}")

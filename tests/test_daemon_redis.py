@@ -8,12 +8,13 @@ import contextlib
 import dataclasses
 from collections.abc import AsyncIterator
 
-from daemon_helpers import count, running, sign_in, until, write_config
 from tgingest._core import RawBatch
 from tgingest.config import Settings
 from tgingest.daemon.redis_sink import open_streams
 from tgingest.daemon.worker import Worker
 from tgingest.records import ChatRow, SourceBatch
+
+from daemon_helpers import count, running, sign_in, until, write_config
 
 pytest_plugins = ["telegram_fake.fixtures", "redis_fixtures"]
 
