@@ -390,13 +390,13 @@ def _reactions(reactions: Any, names: _Names | None) -> list[dict[str, Any]] | N
         if parsed is None:
             continue
         key, fresh = parsed
-        item = by_id.get(key)
-        if item is None:
-            item = by_id[key] = {"type": fresh["type"], "count": 0, **fresh}
-            out.append(item)
+        found = by_id.get(key)
+        if found is None:
+            found = by_id[key] = {"type": fresh["type"], "count": 0, **fresh}
+            out.append(found)
         pid = _peer_id(pr.peer_id)
         name = names.name(pid)[1] if names is not None else None
-        item.setdefault("recent", []).append(
+        found.setdefault("recent", []).append(
             {
                 "from": name,
                 "from_id": _peer_label(pid) if pid is not None else None,
@@ -855,7 +855,7 @@ class _Ctx:
     def __init__(self, m: Any, chat_id: int, names: _Names) -> None:
         self.m, self.chat_id, self.names = m, chat_id, names
 
-    def members(self, user_ids: Iterable[int], extra: dict[str, Any], key: str = "members"):
+    def members(self, user_ids: Iterable[int], extra: dict[str, Any]) -> None:
         """Names of users, null for a known account without one (deleted); the key is left
         out when any of them is unknown (an export that knew them must not be contradicted)."""
         out = []
@@ -864,7 +864,7 @@ class _Ctx:
             if not known:
                 return
             out.append(name)
-        extra[key] = out
+        extra["members"] = out
 
     def peer_name(self, peer_id: int | None, key: str, extra: dict[str, Any]) -> None:
         known, name = self.names.name(peer_id)
