@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import stat
 import subprocess
 import sys
 from pathlib import Path
@@ -55,3 +56,16 @@ def run_cli(
     if check and proc.returncode != 0:
         raise AssertionError(f"exit {proc.returncode}: {proc.stderr}")
     return proc
+
+
+def not_private(root: Path) -> list[str]:
+    """Paths under `root` (and root) that someone other than the owner may read or enter."""
+    found = []
+    for path in [root, *root.rglob("*")]:
+        mode = path.lstat().st_mode
+        if stat.S_ISLNK(mode):
+            continue
+        want = 0o700 if stat.S_ISDIR(mode) else 0o600
+        if stat.S_IMODE(mode) & ~want:
+            found.append(f"{oct(stat.S_IMODE(mode))} {path}")
+    return found

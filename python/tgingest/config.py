@@ -30,12 +30,12 @@ def check_dsn(dsn: str) -> str:
     """
     name = "TGINGEST_DSN"
     form = "postgresql://user:password@host:5432/database"
-    if any(ord(c) < 32 or c.isspace() for c in dsn):
-        raise ConfigError(f"{name} contains spaces or control characters; percent-encode them")
     if "://" not in dsn:
         if "=" in dsn:
             raise ConfigError(f"{name} in key=value form is not supported; write it as {form}")
         raise ConfigError(f"{name} must be a URL like {form}")
+    if any(ord(c) < 32 or c.isspace() for c in dsn):
+        raise ConfigError(f"{name} contains spaces or control characters; percent-encode them")
     try:
         parts = urlsplit(dsn)
     except ValueError as e:  # e.g. an unclosed [IPv6 address

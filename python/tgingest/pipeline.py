@@ -94,11 +94,14 @@ class Pipeline:
         self._worker = ThreadPoolExecutor(max_workers=1, thread_name_prefix="tgingest-prepare")
 
     async def open(self) -> Pipeline:
-        async with self.db.pool.acquire() as conn:
-            self.replay = await ReplayFilter.open(
-                conn, self.settings.data_dir, self.settings.bloom_capacity
-            )
-            await self.partitions.ensure_ahead(conn)
+        async def attempt() -> None:
+            async with self.db.pool.acquire() as conn:
+                self.replay = await ReplayFilter.open(
+                    conn, self.settings.data_dir, self.settings.bloom_capacity
+                )
+                await self.partitions.ensure_ahead(conn)
+
+        await retrying(attempt, budget=self.settings.db_retry_seconds, what="opening the pipeline")
         return self
 
     async def aclose(self) -> None:
@@ -211,7 +214,11 @@ class Pipeline:
                 async for sb in source.batches(self.run_blocking):
                     await queue.put(await self.run_blocking(self.prepare, sb))
                 await queue.put(None)
+            except asyncio.CancelledError:
+                raise  # the consumer stopped: nobody would take what we put
             except BaseException as e:  # delivered in order, after the batches before it commit
+                # Even a PanicException from the Rust core (a BaseException) reaches the
+                # consumer, which raises it: the run ends, it never waits for a batch.
                 await queue.put(e)
                 if not isinstance(e, Exception):
                     raise

@@ -20,8 +20,21 @@ fn _panic_for_tests(message: &str) {
     panic!("{message}");
 }
 
+/// A panic reaches Python as `PanicException` carrying its message; Rust's default hook would
+/// also print it with a backtrace on stderr, breaking the CLI's one-line errors. The default
+/// output stays available to whoever asks for it the usual way (RUST_BACKTRACE set).
+fn quiet_panics() {
+    let default = std::panic::take_hook();
+    std::panic::set_hook(Box::new(move |info| {
+        if std::env::var_os("RUST_BACKTRACE").is_some() {
+            default(info);
+        }
+    }));
+}
+
 #[pymodule]
 fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
+    quiet_panics();
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;
     m.add_function(wrap_pyfunction!(_panic_for_tests, m)?)?;
     text::register(m)?;

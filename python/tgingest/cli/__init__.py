@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import logging
+import os
 import sys
 import textwrap
 import traceback
@@ -53,6 +54,10 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    # Whatever the user's umask, what this process creates (and what the libraries it drives
+    # create: the embedded server's files, Telegram sessions) is private; tgingest.fs sets
+    # explicit modes too, for callers of the Python API.
+    os.umask(0o077)
     argv = sys.argv[1:] if argv is None else list(argv)
     args = build_parser().parse_args(read.search_argv(argv))
     logging.basicConfig(

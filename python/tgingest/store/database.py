@@ -16,7 +16,7 @@ from tgingest.config import Settings
 from tgingest.errors import DatabaseError
 from tgingest.store import migrations
 from tgingest.store.embedded import start_embedded
-from tgingest.store.retry import describe
+from tgingest.store.retry import describe, retrying
 
 APPLICATION_NAME = "tgingest"
 CONNECT_TIMEOUT = 15.0  # seconds per connection attempt
@@ -81,9 +81,13 @@ class Database:
             raise DatabaseError(f"cannot connect to PostgreSQL at {where}: {describe(e)}") from None
         db = cls(pool=pool, kind=kind, where=where, _server=server)
         if upgrade:
-            try:
+
+            async def migrate() -> None:
                 async with pool.acquire() as conn:
                     await migrations.upgrade(conn)
+
+            try:
+                await retrying(migrate, budget=settings.db_retry_seconds, what="schema check")
             except BaseException:
                 await db.aclose()
                 raise
