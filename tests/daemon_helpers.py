@@ -84,4 +84,8 @@ async def until(
 
 
 async def count(conn: asyncpg.Connection, sql: str, *args: Any) -> int:
-    return int(await conn.fetchval(sql, *args))
+    """A count; -1 while the warehouse is not created yet (a daemon process just started)."""
+    try:
+        return int(await conn.fetchval(sql, *args))
+    except asyncpg.UndefinedTableError:
+        return -1

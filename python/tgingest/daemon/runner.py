@@ -81,12 +81,14 @@ class Daemon:
         *,
         metrics: Metrics | None = None,
         reconcile_every: float = 900.0,
+        status_every: float = 5.0,
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
     ) -> None:
         self.settings = settings
         self.config = config
         self.metrics = metrics or Metrics()
         self.reconcile_every = reconcile_every
+        self.status_every = status_every
         self.floods = FloodWaits(sleep=sleep)
         self.floods.on_change = self._publish_floods
         self.accounts: dict[str, Account] = {}
@@ -481,7 +483,7 @@ class Daemon:
         while True:
             self._publish_floods()
             await self._write_status()
-            await asyncio.sleep(5)
+            await asyncio.sleep(self.status_every)
 
 
 def _empty() -> Any:

@@ -100,7 +100,7 @@ async def read_status(conn: asyncpg.Connection) -> dict[str, Any]:
         dict(r)
         for r in await conn.fetch(
             """SELECT process, kind, started_at, heartbeat_at, stopped_at, state,
-                      extract(epoch FROM now() - heartbeat_at) AS silent_seconds
+                      extract(epoch FROM now() - heartbeat_at)::float8 AS silent_seconds
                FROM daemon_status ORDER BY kind, process"""
         )
     ]
