@@ -121,7 +121,9 @@ async def test_every_value_lands_in_its_own_column(conn) -> None:
             got, value = json.loads(got), json.loads(value)
         assert got == value, key
     assert stored["chat_id"] == CHAT and stored["batch_id"] == 24
-    assert stored["present"] == (1 << len(_core.PRESENT_BITS)) - 1
+    columns = (1 << len(_core.PRESENT_BITS)) - 1
+    assert stored["present"] & columns == columns  # every masked column supplied
+    assert stored["present"] >> len(_core.PRESENT_BITS) != 0  # and extra's key "x"
     assert stored["digest"] is not None and stored["content_hash"] is not None
 
 
@@ -161,6 +163,12 @@ async def test_each_source_fills_what_the_other_lacks(settings, conn) -> None:
     await commit_sources(settings, batch([live2]), batch([exported2], source="export"))
     row = await conn.fetchrow("SELECT * FROM messages WHERE message_id = 2")
     assert (row["sender_name"], row["views"]) == ("Alice", 40)
+    # An extra key the stored row lacks is merged, not skipped as a replay.
+    (more,) = await commit_sources(settings, batch([{**live2, "extra": '{"width": 640}'}]))
+    assert more.updated == 1
+    assert json.loads(
+        await conn.fetchval("SELECT extra FROM messages WHERE message_id = 2")
+    ) == {"post": True, "width": 640}
     # Counters only grow.
     await commit_sources(settings, batch([{**live2, "views": 10}]))
     assert await conn.fetchval("SELECT views FROM messages WHERE message_id = 2") == 40

@@ -270,7 +270,10 @@ pub fn mask_columns() -> impl Iterator<Item = (u32, &'static Column)> {
         .map(|(bit, c)| (bit as u32, c))
 }
 
-/// The `present` mask of a message: which masked columns it supplies.
+/// The `present` mask of a message: which masked columns it supplies, and in the bits above
+/// them a small Bloom filter of the top-level keys of `extra`, so that a row bringing an
+/// `extra` key the stored row lacks is merged rather than skipped as a replay (a false
+/// "already has it" only means that key waits for the next version of the message).
 pub fn present_mask(m: &RawMessage, p: &ProcessedRow) -> i32 {
     let row = Row {
         m,
@@ -278,9 +281,27 @@ pub fn present_mask(m: &RawMessage, p: &ProcessedRow) -> i32 {
         batch_id: None,
         text: Cow::Borrowed(""),
     };
-    mask_columns()
+    let columns = mask_columns()
         .filter(|(_, c)| (c.get)(&row) != Cell::Null)
-        .fold(0i32, |mask, (bit, _)| mask | (1 << bit))
+        .fold(0i32, |mask, (bit, _)| mask | (1 << bit));
+    columns | m.extra.as_deref().map_or(0, extra_key_bits)
+}
+
+/// One bit per top-level key of a JSON object, in the bits the column mask leaves free.
+fn extra_key_bits(json: &str) -> i32 {
+    let first = mask_columns().count() as u32;
+    let free = 31 - first;
+    let bit = |key: &str| {
+        1i32 << (first + (xxhash_rust::xxh3::xxh3_64(key.as_bytes()) % u64::from(free)) as u32)
+    };
+    // Keys borrowed from the text when they hold no escapes; owned otherwise.
+    if let Ok(map) =
+        serde_json::from_str::<std::collections::BTreeMap<&str, serde::de::IgnoredAny>>(json)
+    {
+        return map.keys().fold(0, |acc, k| acc | bit(k));
+    }
+    serde_json::from_str::<std::collections::BTreeMap<String, serde::de::IgnoredAny>>(json)
+        .map_or(0, |map| map.keys().fold(0, |acc, k| acc | bit(k)))
 }
 
 /// Write one row of `target` into `w`. On error nothing of the row stays in `w`.
@@ -400,8 +421,25 @@ mod tests {
         let m = full();
         let p = super::super::process(std::slice::from_ref(&m), None).remove(0);
         let n = mask_columns().count();
-        assert!(n < 31);
-        assert_eq!(p.present, (1i32 << n) - 1);
+        assert!(n < 24, "leave room for the extra-key bits");
+        assert_eq!(p.present & ((1i32 << n) - 1), (1i32 << n) - 1);
+        assert_eq!(
+            p.present >> n,
+            extra_key_bits(m.extra.as_deref().unwrap()) >> n
+        );
+        assert_ne!(
+            extra_key_bits(r#"{"a":1}"#),
+            extra_key_bits(r#"{"reactions":1}"#)
+        );
+        assert_eq!(
+            extra_key_bits(r#"{"a":1,"b":2}"#),
+            extra_key_bits(r#"{"b":0,"a":{"x":1}}"#)
+        );
+        assert_eq!(
+            extra_key_bits(r#"{"\u0061":1}"#),
+            extra_key_bits(r#"{"a":1}"#)
+        );
+        assert_eq!(extra_key_bits("[1]"), 0);
         let bare = RawMessage::text(1, 1, 1, "x");
         let q = super::super::process(std::slice::from_ref(&bare), None).remove(0);
         assert_eq!(q.present, 0);

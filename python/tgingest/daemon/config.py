@@ -84,7 +84,7 @@ class DaemonConfig:
     chats: tuple[ChatConfig, ...]
     # Live messages are committed in batches of up to this many, at least every flush_ms.
     live_batch: int = 1000
-    flush_ms: int = 200
+    flush_ms: int = 50
 
     def account(self, name: str) -> AccountConfig:
         for a in self.accounts:

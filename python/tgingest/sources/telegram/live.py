@@ -48,7 +48,7 @@ class LiveFeed:
         sink: Sink,
         *,
         batch_size: int = 1000,
-        flush_ms: int = 200,
+        flush_ms: int = 50,
         on_gap: Callable[[int | None, str], None] | None = None,
     ) -> None:
         self.client = client

@@ -9,3 +9,7 @@ CREATE TABLE daemon_status (
     stopped_at   timestamptz,
     state        jsonb NOT NULL DEFAULT '{}'
 );
+
+-- A batch's audit row is its last statement: clock_timestamp() there is (within a statement)
+-- when it committed, which event-to-commit measurements need; now() is when it began.
+ALTER TABLE ingest_batches ALTER COLUMN finished_at SET DEFAULT clock_timestamp();
