@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 CARGO ?= cargo
 export CARGO_TERM_COLOR ?= never
 
-.PHONY: test demo bench build lint rust-test py-test bench-quick clean
+.PHONY: test demo bench build lint rust-test py-test bench-quick faults clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -38,6 +38,11 @@ test: lint rust-test py-test
 
 demo: build
 	$(BIN)/python scripts/demo.py
+
+# The fault harness at full length (tests/faults/README.md): 50 seeded kills, the longer state
+# machine, more concurrent and terminated-backend runs. `make test` runs the short counts.
+faults: build
+	TGINGEST_FAULTS=long $(BIN)/python -m pytest -q tests/faults
 
 bench: build
 	$(BIN)/python -m pytest -q benches --benchmark-enable --benchmark-columns=median,ops \

@@ -58,10 +58,16 @@ def test_transient_failures_are_told_apart_from_real_ones() -> None:
     real = [
         asyncpg.UniqueViolationError("duplicate key"),
         asyncpg.UndefinedTableError("no such table"),
-        asyncpg.InterfaceError("cannot perform operation: another operation is in progress"),
+        asyncpg.InterfaceError("the server expects 2 arguments for this query, 1 was passed"),
         OSError(errno.ENOSPC, "no space"),
         ValueError("bad"),
     ]
+    # asyncpg's complaint about a connection left mid-operation, after the server went away.
+    follow_up = asyncpg.InterfaceError(
+        "cannot switch to state 21; another operation is in progress"
+    )
+    follow_up.__context__ = asyncpg.AdminShutdownError("terminating connection")
+    transient.append(follow_up)
     assert all(is_transient(e) for e in transient)
     assert not any(is_transient(e) for e in real)
 

@@ -154,12 +154,18 @@ class Pipeline:
         budget = self.settings.db_retry_seconds
 
         async def attempt() -> BatchCounts:
-            async with self.db.pool.acquire() as conn:
+            conn = await self.db.pool.acquire()
+            try:
                 limit = self.settings.max_new_partitions - self.new_partitions
                 self.new_partitions += await self.partitions.ensure(
                     conn, p.result.months, limit=limit
                 )
                 return await commit_batch(conn, p, trust_filter=self.trust_filter)
+            except BaseException:
+                conn.terminate()  # never hand a connection a failure left behind to a retry
+                raise
+            finally:
+                await self.db.pool.release(conn)
 
         what = f"batch of {len(p.source.batch):,} messages"
         try:
@@ -188,8 +194,12 @@ class Pipeline:
     async def commit_source_batch(self, sb: SourceBatch) -> BatchCounts:
         """Prepare and commit one batch (live sources, queue workers); a run of its own for the
         partition cap."""
+        return await self.commit_alone(await self.run_blocking(self.prepare, sb))
+
+    async def commit_alone(self, p: Prepared) -> BatchCounts:
+        """Commit one prepared batch as a run of its own (for the partition cap)."""
         self.new_partitions = 0
-        return await self.commit(await self.run_blocking(self.prepare, sb))
+        return await self.commit(p)
 
     # ---- a whole source ----------------------------------------------------------------------
 
@@ -260,7 +270,8 @@ class Pipeline:
                 try:
                     saved = self.media.store_file(f.path, sha, safe_ext(f.path.name))
                 except (StorageIOError, UnsafePathError) as e:
-                    later = isinstance(e, OSError) and e.errno in (errno.ENOSPC, errno.EDQUOT)
+                    full = (errno.ENOSPC, errno.EDQUOT, errno.EFBIG)  # disk, quota, size limit
+                    later = isinstance(e, OSError) and e.errno in full
                     hint = "; it is stored when the import runs again with room" if later else ""
                     p.refused.append(_media_quarantine(f, f"media not stored: {e}{hint}"))
                     continue

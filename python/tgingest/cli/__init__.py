@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import logging
 import os
 import sys
 import textwrap
@@ -20,7 +19,13 @@ from rich.markup import escape
 
 from tgingest import __version__
 from tgingest.cli import daemon, db, import_cmd, read
-from tgingest.cli.common import Parser, err_console, examples, failure_line
+from tgingest.cli.common import (
+    Parser,
+    configure_logging,
+    err_console,
+    examples,
+    failure_line,
+)
 from tgingest.config import Settings
 from tgingest.errors import TgIngestError
 
@@ -60,10 +65,7 @@ def main(argv: list[str] | None = None) -> int:
     os.umask(0o077)
     argv = sys.argv[1:] if argv is None else list(argv)
     args = build_parser().parse_args(read.search_argv(argv))
-    logging.basicConfig(
-        level=logging.INFO if args.verbose else logging.WARNING,
-        format="%(levelname)s %(name)s: %(message)s",
-    )
+    configure_logging(args.verbose)
     try:
         settings = Settings.from_env()
         return asyncio.run(args.handler(args, settings))

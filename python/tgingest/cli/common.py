@@ -7,7 +7,7 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import json
-import math
+import logging
 import sys
 from collections.abc import Awaitable, Callable
 from typing import Any, NoReturn
@@ -106,10 +106,26 @@ def parse_date(text: str) -> dt.datetime:
     return value
 
 
-def finite(value: float, what: str) -> float:
-    if not math.isfinite(value):
-        raise InvalidInputError(f"{what} must be a finite number")
-    return value
+class OneLineFormatter(logging.Formatter):
+    """Log records as single lines: a library's warning never brings a traceback along."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        message = record.getMessage().replace("\n", " ")
+        if record.exc_info and record.exc_info[1] is not None:
+            message += f" ({describe(record.exc_info[1])})"
+        return f"{record.levelname} {record.name}: {message}"
+
+
+def configure_logging(verbose: bool) -> None:
+    """Warnings as one line each; `-v` shows INFO and full tracebacks. asyncpg's own notes on
+    reconnecting its pool (which the retries already report) only show with `-v`."""
+    handler = logging.StreamHandler()
+    if verbose:
+        handler.setFormatter(logging.Formatter("%(levelname)s %(name)s: %(message)s"))
+    else:
+        handler.setFormatter(OneLineFormatter())
+        logging.getLogger("asyncpg").setLevel(logging.ERROR)
+    logging.basicConfig(level=logging.INFO if verbose else logging.WARNING, handlers=[handler])
 
 
 def fail(message: str) -> NoReturn:

@@ -33,7 +33,7 @@ from tgingest.cli.common import (
     print_json,
 )
 from tgingest.config import Settings
-from tgingest.errors import TgIngestError
+from tgingest.errors import DatabaseError, TgIngestError
 from tgingest.pipeline import Pipeline, RunSummary, dry_run
 from tgingest.sources.desktop import DesktopExport, parse_tz_offset
 from tgingest.store.database import Database
@@ -120,6 +120,8 @@ def _print_summary(s: RunSummary) -> None:
 
 def _stopped(e: TgIngestError, s: RunSummary) -> str:
     """The error, plus what stays committed and how to go on."""
+    if not s.batches:
+        return f"{e}; nothing of this import was committed yet: run it again when it can connect"
     return (
         f"{e}; the {s.batches:,} batches ({s.counts.messages:,} messages) committed before "
         "are kept, and running the same import again resumes"
@@ -161,7 +163,7 @@ async def run(args: argparse.Namespace, settings: Settings) -> int:
                 async with await Database.open(settings) as db, Pipeline(db, settings) as pipeline:
                     await pipeline.run(export, progress=progress, summary=summary)
             except TgIngestError as e:
-                if not summary.batches:
+                if not summary.batches and not isinstance(e, DatabaseError):
                     raise
                 raise type(e)(_stopped(e, summary)) from None
             summary.bytes = export.bytes_read

@@ -39,12 +39,22 @@ _TRANSIENT_ERRNOS = {
 
 
 def is_transient(e: BaseException) -> bool:
-    """True when the same work may succeed on a new connection a moment later."""
+    """True when the same work may succeed on a new connection a moment later (judged by the
+    failure itself or, for asyncpg's follow-up complaints about a broken connection, by the
+    failure behind them)."""
+    return _transient(e) or _transient(_root(e))
+
+
+def _transient(e: BaseException) -> bool:
     if isinstance(e, asyncpg.PostgresError):
         state = getattr(e, "sqlstate", None) or ""
         return state.startswith("08") or state in _TRANSIENT_STATES
     if isinstance(e, asyncpg.InterfaceError):
-        return "closed" in str(e)  # "connection is closed", "connection was closed ..."
+        # "connection is closed", "... was closed ...", or a connection a broken operation left
+        # stuck ("cannot switch to state N; another operation (M) is in progress"): the caller
+        # drops that connection and the next attempt gets a fresh one.
+        text = str(e)
+        return "closed" in text or "another operation" in text
     if isinstance(e, ConnectionError | TimeoutError):
         return True
     if isinstance(e, OSError):
@@ -52,8 +62,22 @@ def is_transient(e: BaseException) -> bool:
     return False
 
 
+def _root(e: BaseException) -> BaseException:
+    """The failure behind secondary ones: asyncpg reports a connection lost mid-COPY again
+    when the transaction's rollback finds it closed; the first report says what happened."""
+    seen = {id(e)}
+    while isinstance(e, asyncpg.InterfaceError):
+        inner = e.__cause__ or e.__context__
+        if inner is None or id(inner) in seen:
+            break
+        seen.add(id(inner))
+        e = inner
+    return e
+
+
 def describe(e: BaseException) -> str:
     """One line for a database failure: what happened, without the traceback."""
+    e = _root(e)
     text = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
     if isinstance(e, asyncpg.PostgresError) and getattr(e, "sqlstate", None) == "57P01":
         return f"the server ended the connection ({text})"
