@@ -5,6 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 CARGO ?= cargo
 export CARGO_TERM_COLOR ?= never
+export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
 .PHONY: test demo bench build lint rust-test py-test bench-quick faults clean
 
@@ -18,8 +19,13 @@ $(VENV)/.deps: pyproject.toml | $(BIN)/python
 	  $$($(BIN)/python scripts/dev_requirements.py)
 	touch $@
 
+# maturin's own output (and pip's "Requirement already satisfied") goes to a log, shown only
+# when the build fails.
 build: $(VENV)/.deps
-	VIRTUAL_ENV=$(abspath $(VENV)) PATH=$(abspath $(BIN)):$$PATH $(BIN)/maturin develop --release --quiet
+	@echo "building the Rust extension (log: $(VENV)/build.log)"
+	@VIRTUAL_ENV=$(abspath $(VENV)) PATH=$(abspath $(BIN)):$$PATH \
+	  $(BIN)/maturin develop --release --quiet > $(VENV)/build.log 2>&1 \
+	  || { cat $(VENV)/build.log; exit 1; }
 
 lint: $(VENV)/.deps
 	$(CARGO) fmt --check
@@ -37,7 +43,7 @@ py-test: build
 test: lint rust-test py-test
 
 demo: build
-	$(BIN)/python scripts/demo.py
+	@$(BIN)/python scripts/demo.py
 
 # The fault harness at full length (tests/faults/README.md): 50 seeded kills, the longer state
 # machine, more concurrent and terminated-backend runs. `make test` runs the short counts.

@@ -30,6 +30,18 @@ class Row:
     target: str
     note: str = ""
     higher_is_better: bool = False  # rates (msgs/s) vs costs (us/msg)
+    goal: float | None = None  # the ratio the target asks for; None: the row only informs
+    goal_ours: float | None = None  # a floor on tgingest's own number as well (e.g. msgs/s)
+
+    @property
+    def result(self) -> str:
+        """met, missed (in bold, so a missed target is never read as a success) or a dash."""
+        if self.goal is None and self.goal_ours is None:
+            return "-"
+        met = (self.goal is None or self.ratio >= self.goal) and (
+            self.goal_ours is None or self.ours >= self.goal_ours
+        )
+        return "met" if met else "**missed**"
 
     @property
     def ratio(self) -> float:
@@ -84,12 +96,24 @@ def record() -> Callable[..., Row]:
         note: str = "",
         *,
         higher_is_better: bool = False,
+        goal: float | None = None,
+        goal_ours: float | None = None,
     ) -> Row:
-        row = Row(bench, float(ours), float(baseline), unit, target, note, higher_is_better)
+        row = Row(
+            bench,
+            float(ours),
+            float(baseline),
+            unit,
+            target,
+            note,
+            higher_is_better,
+            goal,
+            goal_ours,
+        )
         RESULTS.append(row)
         print(
             f"\n{bench}: ours {ours:.4g} {unit}, baseline {baseline:.4g} {unit}, "
-            f"ratio {row.ratio:.2f}x (target {target}) {note}"
+            f"ratio {row.ratio:.2f}x (target {target}: {row.result}) {note}"
         )
         return row
 
@@ -101,13 +125,13 @@ def _table() -> list[str]:
         f"Measured {time.strftime('%Y-%m-%d')} on {platform.machine()}, {os.cpu_count()} cores, "
         f"Python {platform.python_version()}; medians; ratio = how many times better tgingest is.",
         "",
-        "| bench | tgingest | baseline | ratio | target | note |",
-        "|---|---|---|---|---|---|",
+        "| bench | tgingest | baseline | ratio | target | result | note |",
+        "|---|---|---|---|---|---|---|",
     ]
     for r in RESULTS:
         lines.append(
             f"| {r.bench} | {r.ours:.4g} {r.unit} | {r.baseline:.4g} {r.unit} | "
-            f"{r.ratio:.2f}x | {r.target} | {r.note} |"
+            f"{r.ratio:.2f}x | {r.target} | {r.result} | {r.note} |"
         )
     return lines
 

@@ -16,9 +16,11 @@ from helpers import run_cli
 pytestmark = pytest.mark.pg
 
 
-def _run(settings, *args: str, check: bool = True) -> subprocess.CompletedProcess:
+def _run(
+    settings, *args: str, check: bool = True, env_extra: dict[str, str] | None = None
+) -> subprocess.CompletedProcess:
     env = {**os.environ, "TGINGEST_DSN": settings.dsn, "TGINGEST_DATA_DIR": str(settings.data_dir)}
-    return run_cli(env, *args, check=check)
+    return run_cli({**env, **(env_extra or {})}, *args, check=check)
 
 
 def test_import_search_timeline_stats_quarantine_db(settings, tmp_path) -> None:
@@ -51,6 +53,18 @@ def test_import_search_timeline_stats_quarantine_db(settings, tmp_path) -> None:
 
     stats = json.loads(_run(settings, "stats", "--json").stdout)["chats"]
     assert sum(s["messages"] for s in stats) == 600
+    # At 80 columns every chat id is printed whole (it is what `timeline` takes).
+    table = _run(settings, "stats", env_extra={"COLUMNS": "80"}).stdout.splitlines()
+    assert all(len(line) <= 80 for line in table)
+    for s in stats:
+        assert any(line.split()[0] == str(s["chat_id"]) for line in table[1:])
+    # A chat the warehouse does not know is an error, not an empty page.
+    for args in (["timeline", "424242"], ["stats", "424242"], ["search", "x", "--chat", "7"]):
+        proc = _run(settings, *args, check=False)
+        assert proc.returncode == 1 and "no chat" in proc.stderr, args
+    # A word to leave out needs no `--`.
+    without = json.loads(_run(settings, "search", "数据库", "-分区", "--json").stdout)["results"]
+    assert without and all("分区" not in h["text"] for h in without)
 
     info = json.loads(_run(settings, "db", "info", "--json").stdout)
     assert info["postgres"] == "external" and info["default_partition_rows"] == 0

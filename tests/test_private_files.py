@@ -29,6 +29,17 @@ def test_an_import_under_umask_000_leaves_nothing_readable(settings, tmp_path) -
     assert not not_private(tmp_path / "state") and stat.S_IMODE(tmp_path.stat().st_mode) == 0o700
 
 
+def test_what_an_older_version_left_readable_is_tightened(settings, tmp_path) -> None:
+    path = write_export(tmp_path / "exp", messages_per_chat=20)
+    data = tmp_path / "old"
+    (data / "media").mkdir(parents=True)
+    data.chmod(0o755)
+    (data / "media").chmod(0o755)
+    env = {**os.environ, "TGINGEST_DSN": settings.dsn, "TGINGEST_DATA_DIR": str(data)}
+    run_cli(env, "import", str(path))
+    assert not not_private(data)
+
+
 def test_the_helpers_tighten_what_exists(tmp_path) -> None:
     old = os.umask(0)
     try:

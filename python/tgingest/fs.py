@@ -16,8 +16,9 @@ from pathlib import Path
 from tgingest.errors import StorageIOError
 
 
-def private_dir(path: Path) -> Path:
-    """Create `path` and its missing parents as 0700 folders; tighten `path` if it exists."""
+def private_dir(path: Path, *, tighten: bool = True) -> Path:
+    """Create `path` and its missing parents as 0700 folders; tighten `path` to 0700 if it
+    already existed (unless `tighten` is False: then an existing folder is left as it is)."""
     missing = []
     probe = path
     while not probe.exists() and probe != probe.parent:
@@ -26,7 +27,8 @@ def private_dir(path: Path) -> Path:
     for folder in reversed(missing):
         folder.mkdir(mode=0o700, exist_ok=True)
         os.chmod(folder, 0o700)
-    os.chmod(path, 0o700)
+    if tighten or missing:
+        os.chmod(path, 0o700)
     return path
 
 
@@ -41,7 +43,7 @@ def private_file(path: Path) -> Path:
 def write_private(path: Path, data: bytes) -> None:
     """Replace `path` atomically with `data` as a 0600 file (temp file, fsync, rename)."""
     try:
-        private_dir(path.parent)
+        private_dir(path.parent, tighten=False)
         fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")  # mode 0600
         try:
             with os.fdopen(fd, "wb") as out:

@@ -81,7 +81,8 @@ class ReplayFilter:
         """Save the filter (0600, atomically) with the watermark it is valid for."""
         meta = {"watermark": await _watermark(conn), "capacity": self.bloom.capacity}
         try:
-            private_dir(self.path.parent)
+            # An existing data dir keeps its mode: the database layer set it (tgingest.fs).
+            private_dir(self.path.parent, tighten=False)
         except OSError as e:
             raise StorageIOError(e.errno or 0, f"cannot create {self.path.parent}") from None
         self.bloom.save(self.path)

@@ -1,6 +1,6 @@
 """Seeded generator of realistic Telegram Desktop exports (for `make demo`, tests and benches).
 
-The output follows the real format (see shared/reference/telegram-desktop-export.md): both root
+The output follows the real format of Telegram Desktop's "Export chat history" JSON: both root
 layouts, multi-script text (Latin, Cyrillic, Chinese, Japanese, Korean, Arabic, emoji), entity
 arrays, service messages, replies, edits, forwards, reactions, polls, locations, and media files
 with duplicated content. Messages are written one at a time, so any size fits in constant memory.
@@ -19,8 +19,8 @@ from typing import IO, Any
 PHRASES = [
     "PostgreSQL backup finished in {n} minutes, see https://example.com/report?utm_source=tg",
     "Встреча перенесена на {n}:00, не забудьте ноутбуки",
-    "我们明天讨论数据库的分区方案，第{n}版已经上传",
-    "這個頻道的資料庫備份已經完成了",
+    "{zh}",  # a Chinese message (Simplified), composed below
+    "{zh_hant}",  # a Chinese message (Traditional)
     "東京の天気は晴れです。気温は{n}度まで上がります",
     "오늘 회의는 {n}시에 시작합니다",
     "مرحبا بالجميع، الاجتماع في الساعة {n}",
@@ -65,8 +65,74 @@ def _iso(ts: int, tz_offset: int) -> str:
     return dt.datetime.fromtimestamp(ts + tz_offset, dt.UTC).strftime("%Y-%m-%dT%H:%M:%S")
 
 
-def _text(rng: random.Random, n: int) -> Any:
-    phrase = rng.choice(PHRASES).format(n=n % 24)
+# Chinese chat messages as people write them: topics, lengths and punctuation vary. Slots:
+# {n} a number, {t} an hour, {who} a name, {day} a day. Some mention the database (数据库,
+# Traditional 資料庫) so the demo's search has something to find.
+ZH = [
+    "我们明天讨论数据库的分区方案，第{n}版已经上传到共享盘了",
+    "今晚{t}点数据库维护，期间服务可能中断十分钟左右",
+    "刚看了监控，数据库连接数一直在涨，谁有空帮忙看一下？",
+    "我觉得可以先用缓存顶一下，等数据库扩容完再说",
+    "测试环境的数据库密码换了，新密码私信发给你",
+    "备份脚本昨晚跑了{n}分钟，比上周快了不少",
+    "周末去爬山吗？天气预报说{day}是晴天",
+    "会议改到下午{t}点，在三楼的小会议室",
+    "这家店的牛肉面真不错，推荐大家中午去试试",
+    "新版本已经发布了，主要修复了导入时内存占用过高的问题",
+    "请大家在周五之前把报销单交给{who}",
+    "有人知道怎么把旧的聊天记录导出来吗？",
+    "我在地铁上，大概二十分钟后到",
+    "北京今天降温了，出门记得多穿点",
+    "这个问题我查了一下，是索引没有建好导致的",
+    "谢谢大家的支持！下次活动时间另行通知",
+    "文档第{n}节写得有点含糊，我改了一下，大家看看",
+    "生日快乐！🎂 祝你天天开心",
+    "上海的朋友们，{day}下午有个技术分享会，欢迎来玩",
+    "这周的周报我已经发到群里了，有问题随时说",
+    "服务器磁盘快满了，先把三个月前的日志清理掉",
+    "刚才那个链接打不开，能再发一次吗？",
+    "图片收到了，效果很好 👍",
+    "今天晚饭吃火锅还是烧烤？",
+    "项目延期两周，客户那边{who}去沟通",
+    "好的，没问题",
+    "哈哈哈哈",
+    "收到",
+]
+ZH_HANT = [
+    "這個頻道的資料庫備份已經完成了",
+    "資料庫升級預計在{day}進行，請提前保存好工作",
+    "台北今天下大雨，大家路上小心",
+    "新的查詢功能很好用，搜尋速度快多了",
+    "明天早上{t}點開會，記得帶筆電",
+    "謝謝分享！這篇文章寫得很清楚",
+]
+ZH_NAMES = ["王小明", "李华", "张伟", "陈静", "小刘"]
+ZH_DAYS = ["周三", "周六", "明天", "后天", "下周一"]
+
+
+def _chinese(side: random.Random, pool: list[str], count: int = 1) -> str:
+    """`count` different sentences of `pool`, slots filled, joined as one message."""
+    picked = side.sample(pool, min(count, len(pool)))
+    sentences = [
+        p.format(
+            n=side.randint(2, 30),
+            t=side.randint(7, 22),
+            who=side.choice(ZH_NAMES),
+            day=side.choice(ZH_DAYS),
+        )
+        for p in picked
+    ]
+    ended = [s if s[-1] in "。！？!?👍🎂" else s + "。" for s in sentences[:-1]]
+    return "".join(ended) + sentences[-1]
+
+
+def _text(rng: random.Random, n: int, chat: int = 0) -> Any:
+    template = rng.choice(PHRASES)
+    # Chinese text comes from its own generator so the main sequence (and every other field of
+    # the sample) stays what it was.
+    side = random.Random(f"{chat}/{n}/{template}")
+    pools = {"{zh}": ZH, "{zh_hant}": ZH_HANT}
+    phrase = _chinese(side, pools[template]) if template in pools else template.format(n=n % 24)
     r = rng.random()
     if r < 0.15:
         return [
@@ -76,7 +142,10 @@ def _text(rng: random.Random, n: int) -> Any:
             {"type": "link", "text": "https://t.me/tgingest"},
         ]
     if r < 0.2:
-        return phrase * rng.randint(5, 30)  # long posts
+        count = rng.randint(5, 30)  # long posts
+        if template in pools:  # a few different sentences, as a longer message has
+            return _chinese(side, pools[template], 2 + count % 4)
+        return phrase * count
     return phrase
 
 
@@ -117,7 +186,7 @@ def messages(
             msg["edited"] = _iso(edited, tz_offset)
             if unixtime:
                 msg["edited_unixtime"] = str(edited)
-        text = _text(rng, i)
+        text = _text(rng, i, chat.bare_id)
         msg["text"] = text
         if isinstance(text, list):
             msg["text_entities"] = [

@@ -245,27 +245,32 @@ async def cmd_stats(args: argparse.Namespace, settings: Settings) -> int:
         if not rows:
             console.print("the warehouse holds no chats yet (tgingest import adds some)")
             return 0
-        ids = [str(r["chat_id"]) for r in rows]
-        table = Table()
-        # Chat ids are what `timeline` takes: never wrapped or cut, whatever the width.
-        table.add_column("chat id", no_wrap=True, min_width=max(map(len, ids)))
-        table.add_column("title", overflow="ellipsis", no_wrap=True, ratio=1)
-        table.add_column("type", overflow="ellipsis", no_wrap=True, max_width=18)
-        table.add_column("messages", justify="right", no_wrap=True)
-        table.add_column("media", justify="right", no_wrap=True)
-        table.add_column("first day", no_wrap=True)
-        table.add_column("last day", no_wrap=True)
-        for chat_id, r in zip(ids, rows, strict=True):
-            table.add_row(
-                chat_id,
-                escape(r["title"] or ""),
-                r["type"] or "",
+        # Chat ids are what `timeline` takes: they come first and are never cut, whatever the
+        # width; the title goes last and is the one shortened (with …) to fit the terminal.
+        cells = [
+            (
+                str(r["chat_id"]),
                 f"{r['messages'] or 0:,}",
                 f"{r['media'] or 0:,}",
                 str(r["first_day"] or ""),
                 str(r["last_day"] or ""),
+                (r["title"] or "") + (f" ({r['type']})" if r["type"] else ""),
             )
-        console.print(table)
+            for r in rows
+        ]
+        head = ("chat id", "messages", "media", "first day", "last day", "title (type)")
+        widths = [max(len(head[i]), *(len(c[i]) for c in cells)) for i in range(5)]
+
+        def line(values: tuple[str, ...]) -> str:
+            fixed = [
+                v.rjust(w) if i in (1, 2) else v.ljust(w)
+                for i, (v, w) in enumerate(zip(values, widths, strict=False))
+            ]
+            return "  ".join([*fixed, values[5]])
+
+        console.print(f"[bold]{escape(line(head))}[/]", no_wrap=True, overflow="ellipsis")
+        for c in cells:
+            console.print(escape(line(c)), no_wrap=True, overflow="ellipsis")
         return 0
 
     return await with_db(settings, run)

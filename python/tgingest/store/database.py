@@ -14,6 +14,7 @@ import asyncpg
 
 from tgingest.config import Settings
 from tgingest.errors import DatabaseError
+from tgingest.fs import private_dir
 from tgingest.store import migrations
 from tgingest.store.embedded import start_embedded
 from tgingest.store.retry import describe, retrying
@@ -57,6 +58,8 @@ class Database:
     ) -> Database:
         if settings.dsn:
             dsn, kind, where, server = settings.dsn, "external", describe_dsn(settings.dsn), None
+            if settings.data_dir.is_dir():  # tighten what an older version left readable
+                private_dir(settings.data_dir)
         else:
             pgdata = settings.data_dir / "pg"
             dsn, server = await start_embedded(pgdata)

@@ -41,6 +41,7 @@ class StoredMedia:
 class MediaStore:
     def __init__(self, root: Path) -> None:
         self.root = root
+        self._tightened = False
 
     def relative_path(self, sha256: bytes, ext: str) -> str:
         if len(sha256) != 32 or not _EXT.match(ext):
@@ -71,6 +72,9 @@ class MediaStore:
         try:
             if self.root.is_symlink():
                 raise UnsafePathError(f"the media root is a symlink: {self.root}")
+            if not self._tightened:
+                private_dir(self.root)  # also what an older version left readable
+                self._tightened = True
             target = self._target(relative)
             size = source.stat().st_size
             if target.exists():
