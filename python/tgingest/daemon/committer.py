@@ -24,11 +24,13 @@ from tgingest.daemon.metrics import Metrics
 from tgingest.pipeline import Pipeline
 from tgingest.records import BatchCounts, QuarantineRow, SourceBatch, cut_coverage
 from tgingest.store.database import is_transient
+from tgingest.store.writer import Prepared
 
 log = logging.getLogger(__name__)
 
 
 class Sink(Protocol):
+    def idle(self) -> bool: ...
     async def put(self, sb: SourceBatch) -> None: ...
     async def drain(self) -> None: ...
     async def aclose(self) -> None: ...
@@ -46,12 +48,17 @@ async def commit_or_isolate(
     *,
     park: Park | None = None,
     lost: set[tuple[int, int]] | None = None,
+    prepared: Prepared | None = None,
 ) -> BatchCounts:
     """Commit `sb`; if PostgreSQL refuses it for good, isolate the culprits and `park` each
     (alone in its batch); without `park` they go to quarantine. The keys of messages not stored
-    are added to `lost`, and coverage never claims them."""
+    are added to `lost`, and coverage never claims them. `prepared` is `sb` already through
+    the hot path (preparing twice would find every row in the replay filter)."""
     try:
-        counts = await pipeline.commit_source_batch(sb)
+        if prepared is not None:
+            counts = await pipeline.commit_alone(prepared)
+        else:
+            counts = await pipeline.commit_source_batch(sb)
     except Exception as e:
         if is_transient(e):
             raise
@@ -151,10 +158,18 @@ class InProcessSink:
         self._put_seq = 0
         self._done_seq = 0
         self._progress = asyncio.Condition()
+        # The next batch goes through the hot path (Rust, in the pipeline's thread) while the
+        # current one commits: client and server CPU overlap.
+        self._prepared: asyncio.Queue[tuple[SourceBatch, Prepared | None]] = asyncio.Queue(1)
+        self._prepare_task = asyncio.create_task(self._prepare_forever(), name="prepare")
         self._task = asyncio.create_task(self._commit_forever(), name="committer")
 
     def depth(self) -> int:
         return self.queue.qsize()
+
+    def idle(self) -> bool:
+        """Nothing queued, preparing or committing."""
+        return self._done_seq >= self._put_seq
 
     async def put(self, sb: SourceBatch) -> None:
         if self.failure is not None:
@@ -174,30 +189,43 @@ class InProcessSink:
             raise self.failure
 
     async def aclose(self) -> None:
-        self._task.cancel()
-        await asyncio.gather(self._task, return_exceptions=True)
+        for task in (self._prepare_task, self._task):
+            task.cancel()
+        await asyncio.gather(self._prepare_task, self._task, return_exceptions=True)
+
+    async def _prepare_forever(self) -> None:
+        while True:
+            sb = await self.queue.get()
+            t0 = time.perf_counter()
+            try:
+                p: Prepared | None = await self.pipeline.run_blocking(self.pipeline.prepare, sb)
+                self.metrics.stage.labels("prepare").observe(time.perf_counter() - t0)
+            except Exception as e:  # the committer's isolation deals with it
+                log.warning("batch from %s not prepared: %s", sb.source, e)
+                p = None
+            await self._prepared.put((sb, p))
+            self.queue.task_done()
 
     async def _commit_forever(self) -> None:
         while True:
-            sb = await self.queue.get()
+            sb, p = await self._prepared.get()
             try:
-                await self._commit(sb)
+                await self._commit(sb, p)
             except BaseException as e:
                 self.failure = e
                 raise
             finally:
-                self.queue.task_done()
                 self.metrics.queue_depth.set(self.queue.qsize())
                 self._done_seq += 1
                 async with self._progress:
                     self._progress.notify_all()
 
-    async def _commit(self, sb: SourceBatch) -> None:
+    async def _commit(self, sb: SourceBatch, prepared: Prepared | None) -> None:
         t0 = time.perf_counter()
         delay = 1.0
         while True:
             try:
-                await commit_or_isolate(self.pipeline, sb, self.metrics)
+                await commit_or_isolate(self.pipeline, sb, self.metrics, prepared=prepared)
                 break
             except Exception as e:
                 if not is_transient(e):
@@ -206,6 +234,7 @@ class InProcessSink:
                 log.warning("PostgreSQL unavailable (%s); retrying in %.0f s", e, delay)
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, 30.0)
+                prepared = None  # prepare again: the replay filter may have moved on
         self.metrics.stage.labels("commit").observe(time.perf_counter() - t0)
         if sb.received_at is not None:
             self.metrics.event_to_commit.observe(max(0.0, time.time() - sb.received_at))

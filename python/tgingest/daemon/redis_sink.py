@@ -31,6 +31,10 @@ class RedisSink:
     async def open(cls, url: str, prefix: str, metrics: Metrics) -> RedisSink:
         return cls(await open_streams(url, prefix), metrics)
 
+    def idle(self) -> bool:
+        """Never: entries are batched by time, so Redis sees few, large appends."""
+        return False
+
     def depth(self) -> int:
         return 0  # the backlog lives in Redis: `tgingest status` reads it from there
 

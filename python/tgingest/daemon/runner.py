@@ -243,6 +243,7 @@ class Daemon:
                     self._put,
                     batch_size=cfg.live_batch,
                     flush_ms=cfg.flush_ms,
+                    idle=self.sink.idle if self.sink is not None else None,
                 )
                 account.feed.start()
             owned = [c for c in self.chats.values() if c.owner == name]

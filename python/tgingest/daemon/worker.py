@@ -29,6 +29,7 @@ from tgingest.pipeline import Pipeline
 from tgingest.records import SourceBatch
 from tgingest.store import daemon_queries
 from tgingest.store.database import Database, is_transient
+from tgingest.store.writer import Prepared
 
 log = logging.getLogger(__name__)
 
@@ -41,7 +42,7 @@ class Worker:
         name: str | None = None,
         metrics: Metrics | None = None,
         claim_idle_ms: int = 30_000,
-        batch: int = 4,
+        batch: int = 8,
     ) -> None:
         assert settings.redis_url, "a worker needs TGINGEST_REDIS_URL"
         self.settings = settings
@@ -82,10 +83,21 @@ class Worker:
                 deliveries += await streams.claim_stuck(self.name, self.claim_idle_ms)
                 last_claim = now
             deliveries += await streams.read(self.name, self.batch, 1000)
-            for d in deliveries:
-                await self._handle(streams, pipeline, d)
+            # The next entry goes through the hot path (the pipeline's thread) while this one
+            # commits.
+            upcoming = self._prepare_soon(streams, pipeline, deliveries[0]) if deliveries else None
+            for i, d in enumerate(deliveries):
+                current = upcoming
+                upcoming = (
+                    self._prepare_soon(streams, pipeline, deliveries[i + 1])
+                    if i + 1 < len(deliveries)
+                    else None
+                )
+                await self._handle(streams, pipeline, d, current)
                 if self.stopping.is_set():
                     break  # what is left stays pending and is reclaimed or re-read
+            if upcoming is not None:
+                upcoming.cancel()
             if now - last_trim > 10:
                 await streams.trim()
                 last_trim = now
@@ -93,7 +105,19 @@ class Worker:
                 await self._status(db, streams)
                 last_status = now
 
-    async def _handle(self, streams: Any, pipeline: Pipeline, d: Any) -> None:
+    @staticmethod
+    def _prepare_soon(streams: Any, pipeline: Pipeline, d: Any) -> asyncio.Future[Prepared] | None:
+        if d.error is not None or d.deliveries >= streams.max_deliveries:
+            return None  # dead-lettered, or committed piece by piece on its last try
+        return asyncio.ensure_future(pipeline.run_blocking(pipeline.prepare, d.batch))
+
+    async def _handle(
+        self,
+        streams: Any,
+        pipeline: Pipeline,
+        d: Any,
+        prepared: asyncio.Future[Prepared] | None = None,
+    ) -> None:
         if d.error is not None:
             self.dead_lettered += 1
             await streams.dead_letter(d, f"undecodable entry: {d.error}")
@@ -110,7 +134,17 @@ class Worker:
             if last_try:
                 await commit_or_isolate(pipeline, sb, self.metrics, park=park)
             else:
-                counts = await pipeline.commit_source_batch(sb)
+                p = None
+                if prepared is not None:
+                    try:
+                        p = await prepared
+                    except Exception as e:  # prepared again below, to report the error
+                        log.info("entry %s not prepared ahead: %s", d.entry_id, e)
+                counts = (
+                    await pipeline.commit_alone(p)
+                    if p is not None
+                    else await pipeline.commit_source_batch(sb)
+                )
                 self.metrics.batches.labels("committed").inc()
                 self.metrics.messages.labels(sb.source).inc(counts.new + counts.updated)
         except Exception as e:

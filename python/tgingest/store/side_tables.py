@@ -180,12 +180,30 @@ async def write_checkpoints(conn: asyncpg.Connection, checkpoints: list[Checkpoi
         )
 
 
+def merged_ranges(ranges: list[Coverage]) -> list[Coverage]:
+    """Sorted, with ranges of a chat that touch or overlap made one (live batches claim one
+    id per message; a batch of them is one statement, not one per message)."""
+    out: list[Coverage] = []
+    for r in sorted(ranges, key=lambda r: (r.chat_id, r.lo)):
+        last = out[-1] if out else None
+        if last is not None and last.chat_id == r.chat_id and r.lo <= last.hi + 1:
+            out[-1] = Coverage(r.chat_id, last.lo, max(last.hi, r.hi))
+        else:
+            out.append(r)
+    return out
+
+
 async def write_coverage(conn: asyncpg.Connection, ranges: list[Coverage]) -> None:
     """Merge id ranges into the chat's coverage: touching or overlapping ranges become one."""
-    for r in sorted(ranges, key=lambda r: (r.chat_id, r.lo)):
-        await conn.execute(
-            "SELECT pg_advisory_xact_lock($1, hashtext($2::text))", _COVERAGE_LOCK, str(r.chat_id)
-        )
+    locked: set[int] = set()
+    for r in merged_ranges(ranges):
+        if r.chat_id not in locked:  # one lock per chat, taken in chat order: no deadlock
+            await conn.execute(
+                "SELECT pg_advisory_xact_lock($1, hashtext($2::text))",
+                _COVERAGE_LOCK,
+                str(r.chat_id),
+            )
+            locked.add(r.chat_id)
         await conn.execute(
             """WITH gone AS (
                    DELETE FROM coverage

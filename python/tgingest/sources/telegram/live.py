@@ -50,6 +50,7 @@ class LiveFeed:
         batch_size: int = 1000,
         flush_ms: int = 50,
         on_gap: Callable[[int | None, str], None] | None = None,
+        idle: Callable[[], bool] | None = None,
     ) -> None:
         self.client = client
         self.account = account
@@ -58,6 +59,9 @@ class LiveFeed:
         self.batch_size = batch_size
         self.flush_s = flush_ms / 1000
         self.on_gap = on_gap
+        # True when the sink has nothing in hand: then a message is handed on at once instead
+        # of waiting for the timer (group commit: batches grow only while commits are busy).
+        self.idle = idle
         self.anchors: dict[int, int] = {}
         self._messages: list[tuple[Any, bool]] = []  # (message, is_new)
         self._deletions: list[Deletion] = []
@@ -73,18 +77,23 @@ class LiveFeed:
     # ---- Telethon side -----------------------------------------------------------------------
 
     def start(self) -> None:
+        """Receive the client's updates and hand them on in batches."""
         ids = list(self.chats)
         self.client.add_event_handler(self._on_new, events.NewMessage(chats=ids))
         self.client.add_event_handler(self._on_edit, events.MessageEdited(chats=ids))
         self.client.add_event_handler(self._on_delete, events.MessageDeleted())
         self.client.add_event_handler(self._on_raw, events.Raw())
+        self.start_batching()
+
+    def start_batching(self) -> None:
+        """Only the batching (a scripted source feeds `add_message` itself, e.g. benches)."""
         self._task = asyncio.create_task(self._flusher(), name=f"live-{self.account}")
 
     async def _on_new(self, event: Any) -> None:
-        self._add(event.message, True)
+        self.add_message(event.message, True)
 
     async def _on_edit(self, event: Any) -> None:
-        self._add(event.message, False)
+        self.add_message(event.message, False)
 
     async def _on_delete(self, event: Any) -> None:
         chat_id = event.chat_id
@@ -109,7 +118,8 @@ class LiveFeed:
             self._counters.append(counter)
             self._touch(1)
 
-    def _add(self, message: Any, is_new: bool) -> None:
+    def add_message(self, message: Any, is_new: bool) -> None:
+        """A new (or, `is_new` False, edited) message to include in the next batch."""
         if isinstance(message, types.MessageEmpty):
             return
         self._messages.append((message, is_new))
@@ -118,7 +128,7 @@ class LiveFeed:
     def _touch(self, pending: int) -> None:
         if self._oldest is None:
             self._oldest = time.time()
-        if pending >= self.batch_size:
+        if pending >= self.batch_size or (self.idle is not None and self.idle()):
             self._wake.set()
 
     # ---- anchors -----------------------------------------------------------------------------
@@ -188,8 +198,9 @@ class LiveFeed:
         self._wake.set()
         if self._task is not None:
             await asyncio.gather(self._task, return_exceptions=True)
-        for handler in (self._on_new, self._on_edit, self._on_delete, self._on_raw):
-            self.client.remove_event_handler(handler)
+        if self.client is not None:
+            for handler in (self._on_new, self._on_edit, self._on_delete, self._on_raw):
+                self.client.remove_event_handler(handler)
         await self.flush()
 
 
