@@ -171,3 +171,54 @@ async def test_two_accounts_store_a_shared_chat_once(telegram, settings, conn, t
         assert daemon.chats[shared.marked_id].owner == "alice"
     assert await count(conn, "SELECT count(*) FROM messages") == n + 1
     assert await count(conn, "SELECT count(*) FROM quarantine") == 0
+
+
+async def test_a_reconnect_reconciles_what_was_missed(telegram, settings, conn, tmp_path):
+    news = telegram.add_channel("News", username="news")
+    telegram.add_messages(news, 5)
+    n = len(telegram.messages(news))
+    sign_in(telegram, settings)
+    config = write_config(tmp_path / "t.toml", [{"chat": news.marked_id}])
+    async with running(settings, config) as daemon:
+        await until(lambda: _eq(conn, "SELECT count(*) FROM messages", n), what="backfill")
+        telegram.set_offline(True)
+        telegram.disconnect()
+        # While the connection is down, history grows and an old message is edited.
+        telegram.add_messages(news, 20, "while offline {i}")
+        telegram.push_edit(news, 3, "edited while offline", deliver=False)
+        telegram.set_offline(False)
+        await until(lambda: _eq(conn, "SELECT count(*) FROM messages", n + 20), what="catch-up")
+        await until(
+            lambda: _text_is(conn, news.marked_id, 3, "edited while offline"),
+            what="the offline edit, from the refresh of the newest messages",
+        )
+        assert daemon.gaps_total >= 1
+
+
+async def test_private_chats_and_groups_with_per_account_ids(telegram, settings, conn, tmp_path):
+    bob = telegram.add_private_chat(telegram.add_user("Bob", "Builder", username="bobb"))
+    family = telegram.add_group("Family", members=[bob])
+    for i in range(10):
+        telegram.add_message(bob, f"hi {i}", from_user=bob)
+        telegram.add_message(family, f"family {i}", from_user=bob)
+    sign_in(telegram, settings)
+    config = write_config(
+        tmp_path / "t.toml", [{"chat": bob.marked_id}, {"chat": family.marked_id}]
+    )
+    async with running(settings, config):
+        q = "SELECT count(*) FROM messages WHERE chat_id = $1"
+        nb, nf = len(telegram.messages(bob)), len(telegram.messages(family))
+        await until(lambda: _eq(conn, q, nb, bob.marked_id), what="the private chat")
+        await until(lambda: _eq(conn, q, nf, family.marked_id), what="the group")
+        last = telegram.push_new(bob, "live in private", from_user=bob)
+        await until(lambda: _eq(conn, q, nb + 1, bob.marked_id), what="live private message")
+        # Deletions in private chats name no chat: matched against the account's chats.
+        telegram.push_delete(bob, [last.id])
+        await until(
+            lambda: _eq(conn, "SELECT count(*) FROM messages WHERE deleted_at IS NOT NULL", 1),
+            what="the private deletion",
+        )
+    row = await conn.fetchrow(
+        "SELECT chat_id, sender_name FROM messages WHERE message_id = $1", last.id
+    )
+    assert row["chat_id"] == bob.marked_id and row["sender_name"] == "Bob Builder"
