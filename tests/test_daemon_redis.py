@@ -99,3 +99,43 @@ async def _eq(conn, sql: str, want: int, *args) -> bool:
 
 async def _true(value: bool) -> bool:
     return value
+
+
+async def test_a_redis_restart_loses_nothing(telegram, settings, conn, tmp_path):
+    """Redis keeps nothing on disk here: a restart drops every unacknowledged entry. Appending
+    waits through the outage, the workers recreate their group, and the daemon, seeing a new
+    Redis, reconciles every chat from PostgreSQL, so each message still lands exactly once."""
+    from redis_fixtures import RedisServer, free_port
+
+    server = RedisServer(free_port(), tmp_path / "redis").start()
+    try:
+        settings = dataclasses.replace(
+            settings, redis_url=f"redis://{server.address}/0", redis_prefix="restart"
+        )
+        news = telegram.add_channel("News", username="news")
+        telegram.add_messages(news, 30)
+        sign_in(telegram, settings)
+        config = write_config(tmp_path / "t.toml", [{"chat": news.marked_id}])
+        sql = "SELECT count(*) FROM messages"
+        async with running(settings, config, status_every=0.3) as daemon:
+            async with workers(settings, 1):
+                await until(lambda: _eq(conn, sql, len(telegram.messages(news))), what="backfill")
+            # Entries appended with no worker running, then Redis restarts and loses them.
+            for i in range(5):
+                telegram.push_new(news, f"lost with redis {i}")
+            await asyncio.sleep(0.5)
+            server.kill()
+            telegram.push_new(news, "during the outage")
+            await asyncio.sleep(0.5)
+            server.start()
+            telegram.push_new(news, "after the restart")
+            async with workers(settings, 1):
+                await until(
+                    lambda: _eq(conn, sql, len(telegram.messages(news))), what="every message"
+                )
+            assert daemon.gaps_total >= 1
+        assert await count(conn, "SELECT count(DISTINCT message_id) FROM messages") == len(
+            telegram.messages(news)
+        )
+    finally:
+        server.stop()

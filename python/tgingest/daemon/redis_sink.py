@@ -26,6 +26,7 @@ class RedisSink:
         self.streams = streams
         self.metrics = metrics
         self._appended = 0
+        self._run_id: str | None = None
 
     @classmethod
     async def open(cls, url: str, prefix: str, metrics: Metrics) -> RedisSink:
@@ -41,6 +42,14 @@ class RedisSink:
     async def put(self, sb: SourceBatch) -> None:
         await self.streams.append(sb)
         self._appended += 1
+
+    async def lost_entries(self) -> bool:
+        """True when Redis restarted since the last call: entries not yet committed may be
+        gone, and the chats must be reconciled from what PostgreSQL holds."""
+        run_id = await self.streams.server_run_id()
+        restarted = self._run_id is not None and run_id != self._run_id
+        self._run_id = run_id
+        return restarted
 
     async def drain(self) -> None:
         """Nothing to wait for here: workers commit on their own schedule."""

@@ -484,7 +484,22 @@ class Daemon:
         while True:
             self._publish_floods()
             await self._write_status()
+            lost = getattr(self.sink, "lost_entries", None)
+            if lost is not None and await lost():
+                self._reconcile_all("Redis restarted")
             await asyncio.sleep(self.status_every)
+
+    def _reconcile_all(self, reason: str) -> None:
+        """Read positions may have moved on without the rows (a Redis that lost entries)."""
+        log.warning("%s: entries not yet committed may be lost; reconciling every chat", reason)
+        self.gaps_total += 1
+        self.metrics.gaps.labels(reason).inc()
+        for account in self.accounts.values():
+            if account.feed is not None:
+                account.feed.drop_anchors(None)
+        for chat in self.chats.values():
+            chat.gaps += 1
+            chat.wake.set()
 
 
 def _empty() -> Any:

@@ -462,6 +462,19 @@ class RedisStreams:
         minid = f"{cut[0]}-{cut[1]}"
         return int(await client.xtrim(stream, minid=minid, approximate=False))
 
+    async def server_run_id(self) -> str:
+        """Redis's run id (of every node, in a cluster): it changes when a server restarts,
+        which, for a Redis that keeps nothing on disk, means unacknowledged entries are gone."""
+
+        async def op(client: Any) -> str:
+            info = await client.info("server")
+            if isinstance(info, dict) and "run_id" in info:
+                return str(info["run_id"])
+            # A cluster answers per node.
+            return ",".join(sorted(str(v.get("run_id")) for v in info.values()))
+
+        return await self._run(op)
+
     async def stats(self) -> dict[str, Any]:
         """Per stream and in total: length, pending (delivered, not acknowledged), lag (not
         yet delivered; an upper bound where `lag_exact` is False, which only Redis < 7 or
