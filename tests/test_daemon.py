@@ -222,3 +222,71 @@ async def test_private_chats_and_groups_with_per_account_ids(telegram, settings,
         "SELECT chat_id, sender_name FROM messages WHERE message_id = $1", last.id
     )
     assert row["chat_id"] == bob.marked_id and row["sender_name"] == "Bob Builder"
+
+
+async def test_an_imported_export_is_not_fetched_again(telegram, settings, conn, tmp_path):
+    """The first 150 messages come from a Desktop export of the channel; the daemon completes
+    the chat from Telegram without asking for them again, and the overlap is one row each."""
+    import json
+
+    from helpers import import_export
+
+    news = telegram.add_channel("News", username="news")
+    telegram.add_messages(news, 200, "message {i}")
+    history = telegram.messages(news)
+    exported = [
+        {
+            "id": m.id,
+            "type": "message",
+            "date": m.date.strftime("%Y-%m-%dT%H:%M:%S"),
+            "date_unixtime": str(int(m.date.timestamp())),
+            "from": "News",
+            "from_id": f"channel{news.id}",
+            "text": m.message,
+            "text_entities": [{"type": "plain", "text": m.message}] if m.message else [],
+        }
+        for m in history[1:151]  # from message 2: the export does not start at the chat's start
+    ]
+    export = tmp_path / "export" / "result.json"
+    export.parent.mkdir()
+    export.write_text(
+        json.dumps({"name": "News", "type": "public_channel", "id": news.id, "messages": exported})
+    )
+    await import_export(settings, export)
+    sign_in(telegram, settings)
+    config = write_config(tmp_path / "t.toml", [{"chat": news.marked_id, "refresh_recent": 0}])
+    telegram.clear_calls()
+    async with running(settings, config):
+        await until(
+            lambda: _eq(conn, "SELECT count(*) FROM messages", len(history)),
+            what="the chat completed",
+        )
+    pages = telegram.calls("GetHistoryRequest", chat=news.marked_id)
+    asked = [(c.request.offset_id, c.request.limit) for c in pages]
+    # Id 1 (before the export) and 152.. (after it); never the 150 exported ones.
+    assert all(offset <= 2 or offset > 151 for offset, limit in asked if limit > 1), asked
+    ranges = await conn.fetch("SELECT lo, hi FROM coverage")
+    assert [(r["lo"], r["hi"]) for r in ranges] == [(1, history[-1].id)]
+    assert await count(conn, "SELECT count(*) FROM quarantine") == 0
+    assert await count(conn, "SELECT count(*) FROM message_versions") == 0
+
+
+async def test_albums_and_views(telegram, settings, conn, tmp_path):
+    news = telegram.add_channel("News", username="news")
+    sign_in(telegram, settings)
+    config = write_config(tmp_path / "t.toml", [{"chat": news.marked_id}])
+    async with running(settings, config):
+        album = telegram.push_album(news, 3)
+        await until(
+            lambda: _eq(
+                conn,
+                "SELECT count(DISTINCT grouped_id) FROM messages WHERE grouped_id IS NOT NULL",
+                1,
+            ),
+            what="the album",
+        )
+        telegram.push_views(news, album[0].id, 4242)
+        await until(
+            lambda: _eq(conn, "SELECT count(*) FROM messages WHERE views = 4242", 1), what="views"
+        )
+    assert await count(conn, "SELECT count(*) FROM messages WHERE media_type = 'photo'") == 3
