@@ -166,9 +166,8 @@ async def test_each_source_fills_what_the_other_lacks(settings, conn) -> None:
     # An extra key the stored row lacks is merged, not skipped as a replay.
     (more,) = await commit_sources(settings, batch([{**live2, "extra": '{"width": 640}'}]))
     assert more.updated == 1
-    assert json.loads(
-        await conn.fetchval("SELECT extra FROM messages WHERE message_id = 2")
-    ) == {"post": True, "width": 640}
+    extra = await conn.fetchval("SELECT extra FROM messages WHERE message_id = 2")
+    assert json.loads(extra) == {"post": True, "width": 640}
     # Counters only grow.
     await commit_sources(settings, batch([{**live2, "views": 10}]))
     assert await conn.fetchval("SELECT views FROM messages WHERE message_id = 2") == 40
