@@ -153,15 +153,19 @@ async def test_sigterm_drains_and_exits_zero_and_no_secret_leaks(
             )
             for c in chats:
                 world.push_new(c, f"last words {mode}")
-            await asyncio.sleep(0.02)
-            for p in procs:  # SIGTERM right after: what was read must still be committed
-                p.send_signal(signal.SIGTERM)
+            await asyncio.sleep(0.3)  # received (the drain itself: test_stop_commits_...)
+            # The reader first: what it read goes to PostgreSQL or Redis, then it exits 0; a
+            # worker still running commits what reached Redis, then stops on its own SIGTERM.
+            last = "SELECT count(*) FROM messages WHERE text LIKE 'last words%'"
+            want = 2 if mode == "in-process" else 4
             for p in procs:
+                p.send_signal(signal.SIGTERM)
                 _, err = await asyncio.wait_for(p.communicate(), 60)
                 logs.append(err.decode())
                 assert p.returncode == 0, err.decode()
-        stored = await count(conn, "SELECT count(*) FROM messages WHERE text LIKE 'last words%'")
-        assert stored == (2 if mode == "in-process" else 4), logs[-1]
+                if p is procs[0] and len(procs) > 1:
+                    await until(lambda w=want, q=last: _eq(conn, q, w), what="the worker")
+            assert await count(conn, last) == want, logs[-1]
     text = "\n".join(logs)
     assert "Traceback" not in text
     assert any(line.startswith("{") for line in text.splitlines())  # --log-json
@@ -190,6 +194,23 @@ async def test_sigterm_drains_and_exits_zero_and_no_secret_leaks(
     finally:
         await client.aclose()
     assert seen > 0  # the streams still hold entries (trimming runs every 10 s)
+
+
+async def test_stop_commits_everything_read(telegram, settings, conn, tmp_path):
+    """Stopping while live messages are still in the feed's buffer and the committer's queue:
+    all of them are committed before run() returns."""
+    news = telegram.add_channel("News", username="news")
+    sign_in(telegram, settings)
+    config = write_config(tmp_path / "t.toml", [{"chat": news.marked_id}])
+    async with running(settings, config) as daemon:
+        await until(lambda: _true(daemon.chats[news.marked_id].state == "live"), what="live")
+        feed = daemon.accounts["me"].feed
+        assert feed is not None
+        for i in range(5_000):  # straight into the buffer, as Telethon's dispatch would
+            m = telegram.push_new(news, f"burst {i}", deliver=False)
+            feed.add_message(m, True)
+        daemon.stop()  # leaving the block awaits run(): it must drain first
+    assert await count(conn, "SELECT count(*) FROM messages WHERE text LIKE 'burst %'") == 5_000
 
 
 async def test_chats_lists_what_the_account_sees(telegram, settings, tmp_path):
