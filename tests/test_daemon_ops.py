@@ -169,7 +169,15 @@ async def test_sigterm_drains_and_exits_zero_and_no_secret_leaks(
     text = "\n".join(logs)
     assert "Traceback" not in text
     assert any(line.startswith("{") for line in text.splitlines())  # --log-json
-    for secret in (api_hash, "sentinel-db-pw-91c4"):
+    # The session's auth key, raw (hex) and as Telethon's session string.
+    from telethon.sessions import StringSession
+
+    from tgingest.sources.telegram.client import WarehouseSession, session_path
+
+    session = WarehouseSession(session_path(settings.data_dir, "me"))
+    key_hex, session_string = session.auth_key.key.hex(), StringSession.save(session)
+    session.close()
+    for secret in (api_hash, "sentinel-db-pw-91c4", key_hex[:32], session_string[:40]):
         assert secret not in text
         for table in await conn.fetch(
             "SELECT tablename FROM pg_tables WHERE schemaname = 'public'"
@@ -189,7 +197,8 @@ async def test_sigterm_drains_and_exits_zero_and_no_secret_leaks(
                 continue
             for _, fields in await client.xrange(key):
                 blob = b"".join(k + v for k, v in fields.items())
-                assert api_hash.encode() not in blob and b"sentinel-db-pw" not in blob
+                for secret in (api_hash, "sentinel-db-pw", key_hex[:32], session_string[:40]):
+                    assert secret.encode() not in blob
                 seen += 1
     finally:
         await client.aclose()

@@ -6,6 +6,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
+import json
+import os
 from collections.abc import AsyncIterator
 
 from tgingest._core import RawBatch
@@ -15,6 +17,7 @@ from tgingest.daemon.worker import Worker
 from tgingest.records import ChatRow, SourceBatch
 
 from daemon_helpers import count, running, sign_in, until, write_config
+from helpers import run_cli
 
 pytest_plugins = ["telegram_fake.fixtures", "redis_fixtures"]
 
@@ -83,8 +86,20 @@ async def test_poison_goes_to_the_dead_letters_and_comes_back(
         assert await count(conn, "SELECT count(*) FROM messages") == 1
         letters = await streams.dead_letters()
         assert "NUL" in letters[0].error or "0x00" in letters[0].error, letters[0].error
-        assert await streams.retry_dead_letters() == 1
+        # ...and the side data that failed is a dead letter, as `tgingest dlq` shows it.
+        env = {k: v for k, v in os.environ.items() if not k.startswith("TGINGEST_")}
+        env |= {"TGINGEST_DSN": settings.dsn or "", "TGINGEST_REDIS_URL": redis_url,
+                "TGINGEST_REDIS_PREFIX": redis_key_prefix}  # fmt: skip
+        listed = [
+            json.loads(line) for line in run_cli(env, "dlq", "list", "--json").stdout.splitlines()
+        ]
+        assert [d["error"] for d in listed] == [letters[0].error]
+        status = json.loads(run_cli(env, "status", "--json").stdout)
+        assert status["queue"]["dead_letters"] == 1
+        assert "1 dead letter(s) put back" in run_cli(env, "dlq", "retry", "--all").stdout
         assert (await streams.stats())["dead_letters"] == 0
+        refused = run_cli(env, "dlq", "retry", check=False)
+        assert refused.returncode == 1 and "--all" in refused.stderr
     finally:
         await streams.aclose()
 
