@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import fcntl
 import json
 import os
 import subprocess
@@ -62,6 +63,20 @@ def test_import_search_timeline_stats_quarantine_db(settings, tmp_path) -> None:
     for args in (["timeline", "424242"], ["stats", "424242"], ["search", "x", "--chat", "7"]):
         proc = _run(settings, *args, check=False)
         assert proc.returncode == 1 and "no chat" in proc.stderr, args
+    # A reader that stops early (`| head -1`) is no error: exit 0, nothing on stderr.
+    env = {**os.environ, "TGINGEST_DSN": settings.dsn, "TGINGEST_DATA_DIR": str(settings.data_dir)}
+    for args in (["timeline", str(chat_id), "--limit", "300"], ["stats"]):
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "tgingest.cli", *args],
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+        )
+        assert proc.stdout is not None
+        fcntl.fcntl(proc.stdout.fileno(), 1031, 4096)  # F_SETPIPE_SZ: the writer must wait
+        assert proc.stdout.read(10)
+        proc.stdout.close()
+        assert proc.wait(60) == 0 and proc.stderr is not None and proc.stderr.read() == b""
     # A word to leave out needs no `--`.
     without = json.loads(_run(settings, "search", "数据库", "-分区", "--json").stdout)["results"]
     assert without and all("分区" not in h["text"] for h in without)

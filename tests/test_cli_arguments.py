@@ -49,6 +49,8 @@ INVALID = [  # valid shapes, unusable values: exit code 1
     (["import", "x", "--tz", "+25:00"], "not a real UTC offset"),
     (["import", "x", "--tz", "soon"], "--tz must look like"),
     (["import", "/dev/null"], "not a regular file"),
+    (["import", "x", "--chat-id", "0"], "not a Telegram chat id"),
+    (["import", "x", "--chat-id", str(2**60)], "not a Telegram chat id"),
 ]
 
 ENVIRONMENT = [

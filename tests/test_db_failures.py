@@ -68,6 +68,11 @@ def test_transient_failures_are_told_apart_from_real_ones() -> None:
     )
     follow_up.__context__ = asyncpg.AdminShutdownError("terminating connection")
     transient.append(follow_up)
+    transient.append(
+        asyncpg.exceptions.InternalClientError(
+            "cannot switch to state 15; another operation (2) is in progress"
+        )
+    )
     assert all(is_transient(e) for e in transient)
     assert not any(is_transient(e) for e in real)
 

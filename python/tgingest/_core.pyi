@@ -9,6 +9,8 @@ from typing_extensions import Buffer
 
 __all__ = [
     "KEY_COLUMNS",
+    "MAX_ABS_ID",
+    "MIN_DATE",
     "PRESENT_BITS",
     "STAGING_COLUMNS",
     "AgingBloomFilter",
@@ -35,6 +37,9 @@ __version__: str
 # (name, PostgreSQL type, merge rule) of every staging column, in COPY order.
 STAGING_COLUMNS: list[tuple[str, str, str]]
 KEY_COLUMNS: list[str]
+# Plausibility bounds: earliest message date (Unix seconds), largest |chat or message id|.
+MIN_DATE: int
+MAX_ABS_ID: int
 # (column, bit) of the present mask.
 PRESENT_BITS: list[tuple[str, int]]
 

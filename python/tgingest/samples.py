@@ -51,6 +51,10 @@ MEDIA_FILES = {
 }
 
 
+# Generated dates stay before this instant (2026-01-01 UTC), whatever the export's size.
+HORIZON = 1_767_225_600
+
+
 @dataclass
 class ChatSpec:
     bare_id: int
@@ -160,8 +164,13 @@ def messages(
 ) -> Iterator[dict[str, Any]]:
     ts = start_ts
     media_paths = list(MEDIA_FILES)
+    # Messages come 1 to 400 s apart; a chat too long to end before HORIZON that way has its
+    # gaps shrunk so it does (dates past the clock are implausible and quarantined). Same draws
+    # either way: small exports are unchanged.
+    squeeze = min(1.0, (HORIZON - start_ts) / (210 * chat.messages)) if chat.messages else 1.0
     for i in range(1, chat.messages + 1):
-        ts += rng.randint(1, 400)
+        gap = rng.randint(1, 400)
+        ts += gap if squeeze >= 1 else max(1, int(gap * squeeze))
         msg: dict[str, Any] = {"id": i, "type": "message", "date": _iso(ts, tz_offset)}
         if unixtime:
             msg["date_unixtime"] = str(ts)

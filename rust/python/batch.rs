@@ -597,6 +597,9 @@ pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
         .collect();
     m.add("STAGING_COLUMNS", cols)?;
     m.add("KEY_COLUMNS", pipeline::KEY_COLUMNS.to_vec())?;
+    // The plausibility bounds (rust/plausible.rs), for checks that happen before any batch.
+    m.add("MIN_DATE", crate::plausible::MIN_DATE)?;
+    m.add("MAX_ABS_ID", crate::plausible::MAX_ABS_ID)?;
     let mask: Vec<(&str, u32)> = pipeline::mask_columns().map(|(b, c)| (c.name, b)).collect();
     m.add("PRESENT_BITS", mask)?;
     Ok(())

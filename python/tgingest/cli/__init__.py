@@ -75,6 +75,10 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         err_console.print("interrupted; everything committed so far is kept")
         return 130
+    except BrokenPipeError:
+        # The reader went away (`tgingest search x --json | head -1`): not an error of ours.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
     except SystemExit:
         raise
     except BaseException as e:  # a lost server, an OS refusal, a Rust panic: still one line

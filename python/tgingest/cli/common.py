@@ -8,6 +8,7 @@ import argparse
 import datetime as dt
 import json
 import logging
+import os
 import sys
 from collections.abc import Awaitable, Callable
 from typing import Any, NoReturn
@@ -20,7 +21,16 @@ from tgingest.errors import InvalidInputError
 from tgingest.store.database import Database
 from tgingest.store.retry import describe, is_transient
 
-console = Console()
+
+class _Console(Console):
+    def on_broken_pipe(self) -> None:
+        """The reader went away (`tgingest stats | head -1`): stop quietly, that is no error."""
+        self.quiet = True
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        raise SystemExit(0)
+
+
+console = _Console()
 err_console = Console(stderr=True)
 
 Subparsers = Any  # argparse's private _SubParsersAction

@@ -23,6 +23,7 @@ from rich.progress import (
 )
 from rich.table import Table
 
+from tgingest._core import MAX_ABS_ID
 from tgingest.cli.common import (
     Subparsers,
     add_command,
@@ -33,7 +34,7 @@ from tgingest.cli.common import (
     print_json,
 )
 from tgingest.config import Settings
-from tgingest.errors import DatabaseError, TgIngestError
+from tgingest.errors import DatabaseError, InvalidInputError, TgIngestError
 from tgingest.pipeline import Pipeline, RunSummary, dry_run
 from tgingest.sources.desktop import DesktopExport, parse_tz_offset
 from tgingest.store.database import Database
@@ -130,6 +131,8 @@ def _stopped(e: TgIngestError, s: RunSummary) -> str:
 
 async def run(args: argparse.Namespace, settings: Settings) -> int:
     tz = parse_tz_offset(args.tz) if args.tz is not None else None
+    if args.chat_id is not None and not 0 < abs(args.chat_id) <= MAX_ABS_ID:
+        raise InvalidInputError(f"--chat-id {args.chat_id} is not a Telegram chat id")
     batch_size = args.batch_size or settings.batch_size
     export = DesktopExport(args.path, tz_offset=tz, chat_id=args.chat_id, batch_size=batch_size)
     export.with_media = not args.no_media

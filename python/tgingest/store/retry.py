@@ -49,7 +49,7 @@ def _transient(e: BaseException) -> bool:
     if isinstance(e, asyncpg.PostgresError):
         state = getattr(e, "sqlstate", None) or ""
         return state.startswith("08") or state in _TRANSIENT_STATES
-    if isinstance(e, asyncpg.InterfaceError):
+    if isinstance(e, asyncpg.InterfaceError | asyncpg.exceptions.InternalClientError):
         # "connection is closed", "... was closed ...", or a connection a broken operation left
         # stuck ("cannot switch to state N; another operation (M) is in progress"): the caller
         # drops that connection and the next attempt gets a fresh one.
@@ -66,7 +66,7 @@ def _root(e: BaseException) -> BaseException:
     """The failure behind secondary ones: asyncpg reports a connection lost mid-COPY again
     when the transaction's rollback finds it closed; the first report says what happened."""
     seen = {id(e)}
-    while isinstance(e, asyncpg.InterfaceError):
+    while isinstance(e, asyncpg.InterfaceError | asyncpg.exceptions.InternalClientError):
         inner = e.__cause__ or e.__context__
         if inner is None or id(inner) in seen:
             break
