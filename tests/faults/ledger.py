@@ -1,5 +1,6 @@
-"""The ledger oracle of ARCHITECTURE section 7, for any source: give it the source set S and it
-checks the warehouse at quiescence against real PostgreSQL.
+"""The ledger oracle of the reliability contract (docs/architecture.md, Reliability), for any
+source: give it the source set S and it checks the warehouse at quiescence against real
+PostgreSQL.
 
 - I1 no loss, no extras: the stored keys of S's chats are exactly S's keys.
 - I2 no duplicate (chat_id, message_id): one row per key across partitions, and `messages` and
