@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 
+import pytest
 from telethon.tl import functions
 
 from daemon_helpers import count, running, sign_in, until, write_config
@@ -290,3 +291,30 @@ async def test_albums_and_views(telegram, settings, conn, tmp_path):
             lambda: _eq(conn, "SELECT count(*) FROM messages WHERE views = 4242", 1), what="views"
         )
     assert await count(conn, "SELECT count(*) FROM messages WHERE media_type = 'photo'") == 3
+
+
+async def test_a_committer_that_cannot_go_on_stops_the_daemon(telegram, settings, tmp_path):
+    """Not a lost connection (waited out) and not one bad message (isolated): the store itself
+    failing for good ends `run` with that error instead of reading on into a dead queue."""
+    from tgingest.daemon.config import load
+    from tgingest.daemon.runner import Daemon
+
+    news = telegram.add_channel("News", username="news")
+    sign_in(telegram, settings)
+    daemon = Daemon(
+        settings, load(write_config(tmp_path / "t.toml", [{"chat": news.marked_id}]), {})
+    )
+    task = asyncio.create_task(daemon.run())
+    while not (daemon.chats and daemon.chats[news.marked_id].state == "live"):
+        assert not task.done(), task
+        await asyncio.sleep(0.05)
+
+    async def broken(*args, **kwargs):
+        raise RuntimeError("the store is broken")
+
+    assert daemon.pipeline is not None
+    daemon.pipeline.commit_alone = broken  # type: ignore[method-assign]
+    daemon.pipeline.commit_source_batch = broken  # type: ignore[method-assign]
+    telegram.push_new(news, "cannot be stored")
+    with pytest.raises(RuntimeError, match="the store is broken"):
+        await asyncio.wait_for(task, 30)

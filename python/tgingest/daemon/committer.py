@@ -148,11 +148,18 @@ def _only(sb: SourceBatch, indices: range) -> list:
 class InProcessSink:
     """A bounded queue and one committer task (see the module docstring)."""
 
-    def __init__(self, pipeline: Pipeline, metrics: Metrics, maxsize: int = 8) -> None:
+    def __init__(
+        self,
+        pipeline: Pipeline,
+        metrics: Metrics,
+        maxsize: int = 8,
+        on_failure: Callable[[BaseException], None] | None = None,
+    ) -> None:
         self.pipeline = pipeline
         self.metrics = metrics
         self.queue: asyncio.Queue[SourceBatch] = asyncio.Queue(maxsize=maxsize)
         self.failure: BaseException | None = None
+        self.on_failure = on_failure
         # Batches handed in and batches committed, counted: drain() waits for what was handed
         # in before it was called, not for a queue that live traffic may never empty.
         self._put_seq = 0
@@ -211,8 +218,12 @@ class InProcessSink:
             sb, p = await self._prepared.get()
             try:
                 await self._commit(sb, p)
+            except asyncio.CancelledError:
+                raise
             except BaseException as e:
                 self.failure = e
+                if self.on_failure is not None:
+                    self.on_failure(e)
                 raise
             finally:
                 self.metrics.queue_depth.set(self.queue.qsize())

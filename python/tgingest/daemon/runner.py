@@ -102,6 +102,7 @@ class Daemon:
         self.pipeline: Pipeline | None = None
         self.sink: Sink | None = None
         self._tasks: list[asyncio.Task[Any]] = []
+        self.fatal: BaseException | None = None
         SECRETS.add(config.api_hash)
 
     # ---- lifecycle ---------------------------------------------------------------------------
@@ -123,7 +124,15 @@ class Daemon:
                 await self._shutdown()
         finally:
             await self.db.aclose()
+        if self.fatal is not None:
+            raise self.fatal
         return 0
+
+    def fail(self, error: BaseException) -> None:
+        """The committer cannot go on (not a lost connection: those are waited out): stop."""
+        log.error("cannot commit any more (%s: %s); stopping", type(error).__name__, error)
+        self.fatal = error
+        self.stop()
 
     async def _open_sink(self) -> Sink:
         if self.settings.redis_url:
@@ -135,7 +144,7 @@ class Daemon:
             )
         assert self.db is not None
         self.pipeline = await Pipeline(self.db, self.settings).open()
-        return InProcessSink(self.pipeline, self.metrics)
+        return InProcessSink(self.pipeline, self.metrics, on_failure=self.fail)
 
     async def _shutdown(self) -> None:
         for task in self._tasks:
@@ -152,6 +161,8 @@ class Daemon:
         if self.sink is not None:
             try:
                 await asyncio.shield(self.sink.drain())
+            except Exception as e:  # already reported through fail(); the rest still closes
+                log.error("not everything read was committed: %s", e)
             finally:
                 await self.sink.aclose()
         if self.pipeline is not None:
@@ -302,9 +313,11 @@ class Daemon:
                 chat.last_error = f"{type(e).__name__}: {e}"
                 self.last_error = f"chat {chat.chat_id}: {chat.last_error}"
                 log.error("chat %s: reconcile failed: %s", chat.chat_id, chat.last_error)
-                if is_transient(e) or isinstance(e, OSError | ConnectionError):
-                    await asyncio.sleep(5)
-                    chat.wake.set()
+                # A network or database hiccup passes quickly; anything else is tried again
+                # later (and after the next gap), never given up for good.
+                transient = is_transient(e) or isinstance(e, OSError | ConnectionError)
+                await asyncio.sleep(5 if transient else 60)
+                chat.wake.set()
 
     async def _reconcile(self, chat: Followed) -> None:
         assert self.db is not None and self.sink is not None

@@ -152,7 +152,11 @@ class LiveFeed:
             except TimeoutError:
                 pass
             self._wake.clear()
-            await self.flush()
+            try:
+                await self.flush()
+            except Exception as e:  # the sink failed for good; the daemon is stopping
+                log.error("account %s: live batch not handed over: %s", self.account, e)
+                return
 
     async def flush(self) -> None:
         """Hand everything buffered to the sink as one batch."""
