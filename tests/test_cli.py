@@ -99,6 +99,14 @@ def test_errors_are_one_clear_line(settings, tmp_path) -> None:
     assert proc.returncode == 1 and "does not exist" in proc.stderr
     proc = _run(settings, "search", "!!!", check=False)
     assert proc.returncode == 1 and "nothing searchable" in proc.stderr
+    # A file cut short after some batches: one line, with what stays committed.
+    cut = write_export(tmp_path / "cut", messages_per_chat=3000, with_media=False)
+    cut.write_bytes(cut.read_bytes()[: cut.stat().st_size * 7 // 10])
+    proc = _run(settings, "import", str(cut), "--batch-size", "500", check=False)
+    lines = proc.stderr.strip().splitlines()
+    assert proc.returncode == 1 and len(lines) == 1, proc.stderr
+    assert "byte" in lines[0] and "committed before are kept" in lines[0]
+    assert "resumes" not in lines[0]  # the same file would stop at the same byte
 
 
 def test_dry_run_writes_nothing(settings, tmp_path) -> None:

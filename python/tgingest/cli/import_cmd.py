@@ -120,13 +120,13 @@ def _print_summary(s: RunSummary) -> None:
 
 
 def _stopped(e: TgIngestError, s: RunSummary) -> str:
-    """The error, plus what stays committed and how to go on."""
+    """The error, plus what stays committed and (when the database was the trouble) how to go
+    on: a damaged file fails again at the same place, a lost server does not."""
+    lost = isinstance(e, DatabaseError)
     if not s.batches:
         return f"{e}; nothing of this import was committed yet: run it again when it can connect"
-    return (
-        f"{e}; the {s.batches:,} batches ({s.counts.messages:,} messages) committed before "
-        "are kept, and running the same import again resumes"
-    )
+    kept = f"{e}; the {s.batches:,} batches ({s.counts.messages:,} messages) committed before"
+    return f"{kept} are kept" + (", and running the same import again resumes" if lost else "")
 
 
 async def run(args: argparse.Namespace, settings: Settings) -> int:
