@@ -10,14 +10,16 @@ export PIP_DISABLE_PIP_VERSION_CHECK := 1
 .PHONY: test demo bench build lint rust-test py-test bench-quick faults clean
 
 $(BIN)/python:
-	$(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet --upgrade pip
+	@echo "creating $(VENV)"
+	@$(PYTHON) -m venv $(VENV)
+	@$(BIN)/python -m pip install --quiet --upgrade pip
 
 # Dev dependencies are reinstalled only when pyproject.toml changes.
 $(VENV)/.deps: pyproject.toml | $(BIN)/python
-	$(BIN)/python -m pip install --quiet "maturin>=1.7,<2" \
+	@echo "installing the development dependencies into $(VENV)"
+	@$(BIN)/python -m pip install --quiet "maturin>=1.7,<2" \
 	  $$($(BIN)/python scripts/dev_requirements.py)
-	touch $@
+	@touch $@
 
 # maturin's own output (and pip's "Requirement already satisfied") goes to a log, shown only
 # when the build fails.
