@@ -6,6 +6,7 @@ turns every OSError into one StorageIOError naming the file."""
 from __future__ import annotations
 
 import ctypes
+import hashlib
 import json
 import os
 from pathlib import Path
@@ -100,6 +101,11 @@ def test_the_media_store_turns_every_os_error_into_one_storage_error(tmp_path) -
     with pytest.raises(StorageIOError) as e:
         MediaStore(tmp_path / "blocked").store_file(source, SHA, "jpg")
     assert "cannot store media file" in str(e.value)
-    saved = store.store_file(source, SHA, "jpg")
+    # Bytes that do not match the hash they would be stored under never reach a final path.
+    with pytest.raises(StorageIOError) as e:
+        store.store_file(source, SHA, "jpg")
+    assert "changed while it was being imported" in str(e.value)
+    sha = hashlib.sha256(b"data").digest()
+    saved = store.store_file(source, sha, "jpg")
     assert saved.created and (store.root / saved.relative_path).read_bytes() == b"data"
-    assert not [p for p in store.root.rglob(".incoming-*")]
+    assert [p.name for p in store.root.rglob("*") if p.is_file()] == [f"{sha.hex()}.jpg"]

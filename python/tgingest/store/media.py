@@ -3,14 +3,17 @@
 Paths are built from the hash only (`ab/cd/<sha256>.<ext>` under the media root); the extension
 comes from a strict whitelist pattern, never from a Telegram-supplied name as is. Writes go to a
 temporary file in the target folder, are fsynced, then renamed into place; a symlink anywhere
-under the root is refused. Folders are 0700 and files 0600 (see tgingest.fs).
+under the root is refused, and a file whose bytes no longer match the hash it was stored under
+(it changed since it was hashed) never reaches its final path. Folders are 0700 and files
+0600 (see tgingest.fs).
 """
 
 from __future__ import annotations
 
+import errno
+import hashlib
 import os
 import re
-import shutil
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -82,10 +85,17 @@ class MediaStore:
             private_dir(target.parent)
             fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=".incoming-")  # mode 0600
             try:
+                digest = hashlib.sha256()
                 with os.fdopen(fd, "wb") as out, source.open("rb") as src:
-                    shutil.copyfileobj(src, out, 1 << 20)
+                    while chunk := src.read(1 << 20):
+                        digest.update(chunk)  # hashlib releases the GIL on large buffers
+                        out.write(chunk)
                     out.flush()
                     os.fsync(out.fileno())
+                if digest.digest() != sha256:
+                    # Changed since it was hashed: its name would lie about its content.
+                    raise OSError(errno.EAGAIN, "the file changed while it was being imported")
+                size = os.stat(tmp).st_size
                 os.replace(tmp, target)
             except BaseException:
                 Path(tmp).unlink(missing_ok=True)
