@@ -47,10 +47,12 @@ test: lint rust-test py-test
 demo: build
 	@$(BIN)/python scripts/demo.py
 
-# The fault harness at full length (tests/faults/README.md): 50 seeded kills, the longer state
-# machine, more concurrent and terminated-backend runs. `make test` runs the short counts.
+# The fault harness at full length (tests/faults/README.md): 50 seeded kills of imports, the
+# longer state machine, more concurrent and terminated-backend runs, and 50 kills per mode of
+# the daemon (tests/test_daemon_kill.py). `make test` runs the short counts.
 faults: build
-	TGINGEST_FAULTS=long $(BIN)/python -m pytest -q tests/faults
+	TGINGEST_FAULTS=long TGINGEST_FAULT_KILLS=50 $(BIN)/python -m pytest -q tests/faults \
+	  tests/test_daemon_kill.py
 
 bench: build
 	$(BIN)/python -m pytest -q benches --benchmark-enable --benchmark-columns=median,ops \
