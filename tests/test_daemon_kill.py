@@ -20,7 +20,7 @@ import pytest
 from tgingest.daemon.redis_sink import open_streams
 
 from daemon_helpers import count, sign_in, until, write_config
-from daemon_ledger import check
+from faults.ledger import Expected, check
 from telegram_fake.remote import RemoteServer
 from telegram_fake.world import FakeTelegram
 
@@ -122,14 +122,32 @@ async def test_kill_minus_nine_at_random_points(
             if worker is not None:
                 await _stop(worker)
         assert "Traceback" not in errors, errors
-    streams = None
-    if queue == "redis":
-        streams = await open_streams(redis_url, redis_key_prefix)
+    # S: what the scripted Telegram holds now (the newest text and edit date of each message).
+    expected = Expected(
+        messages={
+            (c.marked_id, m.id): (
+                getattr(m, "message", "") or "",
+                int(m.edit_date.timestamp()) if getattr(m, "edit_date", None) else None,
+            )
+            for c in chats
+            for m in world.messages(c)
+        },
+        chats={c.marked_id for c in chats},
+    )
+    if queue != "redis":
+        await check(conn, expected)
+        return
+    streams = await open_streams(redis_url, redis_key_prefix)
     try:
-        await check(conn, world, chats, streams)
+
+        async def queue_state() -> dict:
+            stats = await streams.stats()
+            letters = [(b"", d.error) for d in await streams.dead_letters()]
+            return {"pending": stats["pending"], "lag": stats["lag"], "dead_letters": letters}
+
+        await check(conn, expected, queue=queue_state)
     finally:
-        if streams is not None:
-            await streams.aclose()
+        await streams.aclose()
 
 
 async def _eq(conn, sql: str, want: int) -> bool:
