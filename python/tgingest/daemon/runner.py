@@ -21,29 +21,26 @@ import datetime as dt
 import logging
 import os
 import socket
-import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from tgingest._core import sha256_files
 from tgingest.config import Settings
 from tgingest.daemon.committer import InProcessSink, Sink
 from tgingest.daemon.config import ChatConfig, DaemonConfig
 from tgingest.daemon.logs import SECRETS
+from tgingest.daemon.media_fetcher import MediaFetcher
 from tgingest.daemon.metrics import Metrics
-from tgingest.errors import ConfigError, StorageIOError, UnsafePathError
+from tgingest.errors import ConfigError
 from tgingest.pipeline import Pipeline
-from tgingest.records import MediaLink, MediaRow, SourceBatch
-from tgingest.sources.telegram.client import TgClient, WarehouseSession, private_dir, session_path
+from tgingest.records import SourceBatch
+from tgingest.sources.telegram.client import TgClient, WarehouseSession, session_path
 from tgingest.sources.telegram.flood import FloodWaits
 from tgingest.sources.telegram.history import ChatReader, missing_ranges
 from tgingest.sources.telegram.live import LiveChat, LiveFeed
 from tgingest.sources.telegram.mapping import chat_row
-from tgingest.sources.telegram.media import MediaUnavailable, download
 from tgingest.store import daemon_queries
 from tgingest.store.database import Database, is_transient
-from tgingest.store.media import MediaStore, safe_ext
 
 log = logging.getLogger(__name__)
 
@@ -257,9 +254,17 @@ class Daemon:
                     idle=self.sink.idle if self.sink is not None else None,
                 )
                 account.feed.start()
-            owned = [c for c in self.chats.values() if c.owner == name]
-            if any(c.config.options.media for c in owned):
-                self._spawn(self._media_loop(account, owned), f"media-{name}")
+            owned = {
+                c.chat_id: (c.entities[name], c.config.options.max_media_size)
+                for c in self.chats.values()
+                if c.owner == name and c.config.options.media
+            }
+            if owned:
+                assert self.db is not None
+                fetcher = MediaFetcher(
+                    self.db, self.settings, account.client, name, owned, self.floods, self.metrics
+                )
+                self._spawn(fetcher.run(), f"media-{name}")
         for chat in self.chats.values():
             chat.wake.set()  # reconcile at start
             self._spawn(self._chat_loop(chat), f"chat-{chat.chat_id}")
@@ -373,75 +378,6 @@ class Daemon:
         if refreshed is not None:
             await self._put(refreshed)
         chat.state = "live" if opts.live else "idle"
-
-    # ---- media -------------------------------------------------------------------------------
-
-    async def _media_loop(self, account: Account, chats: list[Followed]) -> None:
-        assert self.db is not None
-        store = MediaStore(self.settings.media_root)
-        incoming = private_dir(self.settings.media_root / ".incoming")
-        by_id = {c.chat_id: c for c in chats if c.config.options.media}
-        while True:
-            async with self.db.pool.acquire() as conn:
-                due = await daemon_queries.due_media(conn, account.name, list(by_id), 20)
-            if not due:
-                await asyncio.sleep(2)
-                continue
-            for row in due:
-                chat = by_id[row["chat_id"]]
-                await self._fetch_one(account, chat, row, store, incoming)
-
-    async def _fetch_one(
-        self, account: Account, chat: Followed, row: Any, store: MediaStore, incoming: Any
-    ) -> None:
-        assert self.db is not None
-        chat_id, message_id = row["chat_id"], row["message_id"]
-        t0 = time.perf_counter()
-        try:
-            got = await download(
-                account.client,
-                chat.entities[account.name],
-                message_id,
-                incoming,
-                max_size=chat.config.options.max_media_size,
-                floods=self.floods,
-                account=account.name,
-                chat_id=chat_id,
-            )
-        except MediaUnavailable as e:
-            await self._media_failed(chat_id, message_id, str(e), retry=False)
-            return
-        except asyncio.CancelledError:
-            raise
-        except Exception as e:  # network, RPC errors: try again later
-            await self._media_failed(chat_id, message_id, f"{type(e).__name__}: {e}", retry=True)
-            return
-        try:
-            (sha,) = sha256_files([got.path])
-            ext = safe_ext(f"x{got.ext}" if got.ext else None)
-            saved = store.store_file(got.path, sha, ext)
-        except (StorageIOError, UnsafePathError, OSError) as e:
-            await self._media_failed(chat_id, message_id, f"not stored: {e}", retry=True)
-            return
-        finally:
-            got.path.unlink(missing_ok=True)
-        async with self.db.pool.acquire() as conn:
-            await daemon_queries.media_arrived(
-                conn,
-                MediaRow(sha, saved.size, saved.ext, saved.relative_path, got.mime_type),
-                MediaLink(chat_id, message_id, sha, row["media_type"]),
-            )
-        self.metrics.media.labels("stored" if saved.created else "deduplicated").inc()
-        self.metrics.stage.labels("media").observe(time.perf_counter() - t0)
-
-    async def _media_failed(
-        self, chat_id: int, message_id: int, error: str, *, retry: bool
-    ) -> None:
-        assert self.db is not None
-        log.info("media of %s/%s: %s", chat_id, message_id, error)
-        self.metrics.media.labels("retry" if retry else "skipped").inc()
-        async with self.db.pool.acquire() as conn:
-            await daemon_queries.media_failed(conn, chat_id, message_id, error, retry=retry)
 
     # ---- status ------------------------------------------------------------------------------
 
