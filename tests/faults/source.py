@@ -44,6 +44,8 @@ class World:
     # The source set S: (chat_id, message_id) -> the newest version any file shows.
     messages: dict[tuple[int, int], Version] = field(default_factory=dict)
     dates: dict[tuple[int, int], int] = field(default_factory=dict)
+    # Messages that carry a photo (with `media=True`): each must end up linked to its file.
+    media: set[tuple[int, int]] = field(default_factory=set)
     # Markers of the poison records; each must be found in quarantine.
     poison: set[str] = field(default_factory=set)
     chats: list[int] = field(default_factory=list)
@@ -64,6 +66,7 @@ def build(
     files: int = 2,
     overlap: int = 120,
     reordered: bool = False,
+    media: bool = False,
 ) -> World:
     """Write `files` overlapping exports of `chats` chats into `folder`; return their world.
 
@@ -71,7 +74,8 @@ def build(
     neighbour, each message at the edit it had when file k was made: later files show later
     edits, so importing them in any order must end at the newest. With `reordered`, one more
     file holds every message of S at its newest edit, chats and messages in shuffled order
-    (no export is written that way, but a merge of files might be).
+    (no export is written that way, but a merge of files might be). With `media`, every 11th
+    message has a photo beside its file (five distinct contents, the same in every file).
     """
     rng = random.Random(seed)
     world = World(seed=seed)
@@ -119,6 +123,9 @@ def build(
                 }
                 if edit_date is not None:
                     record["edited_unixtime"] = str(edit_date)
+                if media and mid % 11 == 0:
+                    record["photo"] = f"photos/p{mid % 5}.jpg"
+                    world.media.add((cid, mid))
                 records.append(record)
                 world.dates[(cid, mid)] = ts
                 best = world.messages.get((cid, mid))
@@ -127,6 +134,11 @@ def build(
             chats_out.append({"name": f"chat {cid}", "type": kind, "id": bare, "messages": records})
         path = folder / f"part{k}" / "result.json"
         path.parent.mkdir(parents=True, exist_ok=True)
+        if media:
+            (path.parent / "photos").mkdir(exist_ok=True)
+            for n in range(5):
+                photo = bytes([0xFF, 0xD8]) + f"photo {n} ".encode() * (4000 + 997 * n)
+                (path.parent / "photos" / f"p{n}.jpg").write_bytes(photo)
         export = {"about": "fault harness", "chats": {"about": "", "list": chats_out}}
         path.write_text(json.dumps(export, ensure_ascii=False), encoding="utf-8")
         world.files.append(path)
