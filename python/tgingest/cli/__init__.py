@@ -18,7 +18,7 @@ import traceback
 from rich.markup import escape
 
 from tgingest import __version__
-from tgingest.cli import daemon, db, import_cmd, read
+from tgingest.cli import daemon, db, import_cmd, read, telegram
 from tgingest.cli.common import (
     Parser,
     configure_logging,
@@ -35,8 +35,9 @@ def build_parser() -> argparse.ArgumentParser:
         prog="tgingest",
         description=textwrap.dedent(
             """\
-            Telegram message warehouse: import Telegram Desktop exports into PostgreSQL,
-            search them in any script (Chinese included), browse and audit them.
+            Telegram message warehouse: follow chats live and from history (login, run),
+            import Telegram Desktop exports, into PostgreSQL; search them in any script
+            (Chinese included), browse and audit them.
 
             PostgreSQL: TGINGEST_DSN if set, otherwise an embedded server under
             TGINGEST_DATA_DIR (default ~/.local/share/tgingest)."""
@@ -46,6 +47,7 @@ def build_parser() -> argparse.ArgumentParser:
             "tgingest import ~/Downloads/Telegram\\ Desktop/ChatExport_2024-05-01",
             'tgingest search "数据库" --limit 5',
             "tgingest timeline -1001234567890 --limit 20",
+            "tgingest login --account me && tgingest run   # see tgingest.toml in the README",
         ),
     )
     parser.add_argument("--version", action="version", version=f"tgingest {__version__}")
@@ -54,6 +56,7 @@ def build_parser() -> argparse.ArgumentParser:
     import_cmd.add_parser(sub)
     read.add_parsers(sub)
     db.add_parser(sub)
+    telegram.add_parsers(sub)
     daemon.add_parsers(sub)
     return parser
 

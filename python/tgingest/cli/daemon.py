@@ -1,14 +1,13 @@
-"""Following Telegram: `login`, `chats`, `run`, `worker`, `status` and `dlq`."""
+"""Running the warehouse's live side: `run`, `worker`, `status` and `dlq` (and the config
+loading `login` and `chats` share)."""
 
 from __future__ import annotations
 
 import argparse
 import asyncio
 import dataclasses
-import getpass
 import os
 import signal
-import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -26,37 +25,6 @@ from tgingest.store.database import Database
 
 
 def add_parsers(sub: Subparsers) -> None:
-    def config_option(p: argparse.ArgumentParser) -> None:
-        p.add_argument(
-            "--config",
-            type=Path,
-            help="the TOML config (default: TGINGEST_CONFIG or ./tgingest.toml)",
-        )
-
-    p = add_command(
-        sub,
-        "login",
-        "Log an account of the config in (once); its session is kept private in the data dir.",
-        "tgingest login --account me                 # asks phone, code, 2FA password",
-        "TGINGEST_BOT_TOKEN=... tgingest login --account newsbot --bot",
-    )
-    p.add_argument("--account", required=True, help="the account's name in [[accounts]]")
-    p.add_argument("--bot", action="store_true", help="log in a bot (token from the environment)")
-    config_option(p)
-    p.set_defaults(handler=cmd_login)
-
-    p = add_command(
-        sub,
-        "chats",
-        "List the chats an account sees, with the ids the config takes.",
-        "tgingest chats",
-        "tgingest chats --account me --json",
-    )
-    p.add_argument("--account", help="only this account (default: every user account)")
-    p.add_argument("--json", action="store_true", help="print JSON lines")
-    config_option(p)
-    p.set_defaults(handler=cmd_chats)
-
     p = add_command(
         sub,
         "run",
@@ -121,126 +89,19 @@ def _port(text: str) -> int:
     return port
 
 
-def _config(args: argparse.Namespace) -> daemon_config.DaemonConfig:
+def config_option(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--config",
+        type=Path,
+        help="the TOML config (default: TGINGEST_CONFIG or ./tgingest.toml)",
+    )
+
+
+def load_config(args: argparse.Namespace) -> daemon_config.DaemonConfig:
     path = args.config or daemon_config.default_path(os.environ)
     config = daemon_config.load(path, os.environ)
     SECRETS.add(config.api_hash)
     return config
-
-
-class TerminalPrompter:
-    def ask(self, question: str, *, secret: bool) -> str:
-        try:
-            return getpass.getpass(question) if secret else input(question)
-        except EOFError:
-            raise ConfigError("login was cancelled (no input)") from None
-
-    def tell(self, message: str) -> None:
-        err_console.print(message)
-
-
-def _client(settings: Settings, config: daemon_config.DaemonConfig, account: str) -> Any:
-    from tgingest.sources.telegram.client import TgClient, WarehouseSession, session_path
-
-    return TgClient(
-        WarehouseSession(session_path(settings.data_dir, account)),
-        config.api_id,
-        config.api_hash,
-        receive_updates=False,
-    )
-
-
-async def _connect(client: Any, account: str) -> None:
-    try:
-        await client.connect()
-    except (OSError, ConnectionError) as e:
-        raise ConfigError(
-            f"account {account}: cannot reach Telegram ({type(e).__name__})"
-        ) from None
-
-
-async def cmd_login(args: argparse.Namespace, settings: Settings) -> int:
-    from tgingest.sources.telegram.login import login_bot, login_user
-
-    config = _config(args)
-    account = config.account(args.account)
-    bot = args.bot or account.bot
-    token = os.environ.get("TGINGEST_BOT_TOKEN") if bot else None
-    if not sys.stdin.isatty() and not token:
-        what = "the bot token (or set TGINGEST_BOT_TOKEN)" if bot else "phone, code and password"
-        raise ConfigError(f"login needs a terminal to ask for {what}")
-    if bot and not token:
-        token = getpass.getpass("bot token (from @BotFather): ")
-    SECRETS.add(token)
-    client = _client(settings, config, account.name)
-    try:
-        await _connect(client, account.name)
-        if await client.is_user_authorized():
-            me = await client.get_me()
-            console.print(f"account {account.name} is already logged in (id {me.id})")
-            return 0
-        who = (
-            await login_bot(client, token)
-            if token
-            else await login_user(client, TerminalPrompter())
-        )
-    finally:
-        await client.disconnect()
-    kind = "bot" if who.bot else "user"
-    console.print(
-        f"logged in account {account.name} as {kind} {escape(who.name)} (id {who.user_id})"
-    )
-    return 0
-
-
-async def cmd_chats(args: argparse.Namespace, settings: Settings) -> int:
-    from tgingest.sources.telegram.mapping import chat_row
-
-    config = _config(args)
-    names = [args.account] if args.account else [a.name for a in config.accounts if not a.bot]
-    if args.account and config.account(args.account).bot:
-        raise ConfigError(
-            "bots cannot list their chats; name them by id or @username in the config"
-        )
-    if not names:
-        raise ConfigError("no user account in the config (bots cannot list their chats)")
-    rows: list[dict[str, Any]] = []
-    for name in names:
-        client = _client(settings, config, name)
-        try:
-            await _connect(client, name)
-            if not await client.is_user_authorized():
-                raise ConfigError(
-                    f"account {name} is not logged in: run `tgingest login --account {name}`"
-                )
-            async for d in client.iter_dialogs():
-                row = chat_row(d.entity)
-                rows.append(
-                    {
-                        "account": name,
-                        "chat_id": row.chat_id,
-                        "type": row.type,
-                        "title": row.title,
-                        "username": row.username,
-                    }
-                )
-        finally:
-            await client.disconnect()
-    if args.json:
-        for r in rows:
-            print_json(r)
-        return 0
-    table = Table("chat id", "type", "title", "username", "account")
-    for r in rows:
-        table.add_row(
-            str(r["chat_id"]),
-            r["type"] or "",
-            escape(r["title"] or ""),
-            f"@{r['username']}" if r["username"] else "",
-            r["account"],
-        )
-    console.print(table)
-    return 0
 
 
 def _install_signals(stop: Callable[[], None]) -> None:
@@ -275,7 +136,7 @@ async def cmd_run(args: argparse.Namespace, settings: Settings) -> int:
     from tgingest.daemon.metrics import Metrics
     from tgingest.daemon.runner import Daemon
 
-    config = _config(args)
+    config = load_config(args)
     _setup_logs(args, settings)
     metrics = Metrics()
     if args.metrics_port:
