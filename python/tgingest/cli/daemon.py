@@ -127,7 +127,7 @@ def _install_signals(stop: Callable[[], None]) -> None:
 def _setup_logs(args: argparse.Namespace, settings: Settings) -> None:
     from tgingest.daemon import logs
 
-    logs.setup(verbose=True, json_lines=args.log_json)
+    logs.setup(verbose=True, json_lines=args.log_json, telethon=args.verbose)
     SECRETS.add_url_password(settings.dsn)
     SECRETS.add_url_password(settings.redis_url)
 

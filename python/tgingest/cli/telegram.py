@@ -68,15 +68,6 @@ def _client(settings: Settings, config: daemon_config.DaemonConfig, account: str
     )
 
 
-async def _connect(client: Any, account: str) -> None:
-    try:
-        await client.connect()
-    except (OSError, ConnectionError) as e:
-        raise ConfigError(
-            f"account {account}: cannot reach Telegram ({type(e).__name__})"
-        ) from None
-
-
 async def cmd_login(args: argparse.Namespace, settings: Settings) -> int:
     from tgingest.sources.telegram.login import login_bot, login_user
 
@@ -92,7 +83,9 @@ async def cmd_login(args: argparse.Namespace, settings: Settings) -> int:
     SECRETS.add(token)
     client = _client(settings, config, account.name)
     try:
-        await _connect(client, account.name)
+        from tgingest.sources.telegram.client import connect
+
+        await connect(client, account.name)
         if await client.is_user_authorized():
             me = await client.get_me()
             console.print(f"account {account.name} is already logged in (id {me.id})")
@@ -126,7 +119,9 @@ async def cmd_chats(args: argparse.Namespace, settings: Settings) -> int:
     for name in names:
         client = _client(settings, config, name)
         try:
-            await _connect(client, name)
+            from tgingest.sources.telegram.client import connect
+
+            await connect(client, name)
             if not await client.is_user_authorized():
                 raise ConfigError(
                     f"account {name} is not logged in: run `tgingest login --account {name}`"

@@ -73,7 +73,7 @@ class JsonFormatter(logging.Formatter):
         return json.dumps(entry, ensure_ascii=False)
 
 
-def setup(*, verbose: bool, json_lines: bool) -> None:
+def setup(*, verbose: bool, json_lines: bool, telethon: bool = False) -> None:
     """Configure the root logger once: level, format, and the secret filter on every handler."""
     handler = logging.StreamHandler(sys.stderr)
     handler.addFilter(SECRETS)
@@ -85,5 +85,5 @@ def setup(*, verbose: bool, json_lines: bool) -> None:
         root.removeHandler(old)
     root.addHandler(handler)
     root.setLevel(logging.INFO if verbose else logging.WARNING)
-    # Telethon is chatty at INFO; its warnings still come through.
-    logging.getLogger("tgingest.telethon").setLevel(logging.WARNING)
+    # Telethon narrates its network life; its warnings only on request (`tgingest -v run`).
+    logging.getLogger("tgingest.telethon").setLevel(logging.WARNING if telethon else logging.ERROR)

@@ -34,7 +34,7 @@ from tgingest.daemon.metrics import Metrics
 from tgingest.errors import ConfigError
 from tgingest.pipeline import Pipeline
 from tgingest.records import SourceBatch
-from tgingest.sources.telegram.client import TgClient, WarehouseSession, session_path
+from tgingest.sources.telegram.client import TgClient, WarehouseSession, connect, session_path
 from tgingest.sources.telegram.flood import FloodWaits
 from tgingest.sources.telegram.history import ChatReader, missing_ranges
 from tgingest.sources.telegram.live import LiveChat, LiveFeed
@@ -180,10 +180,7 @@ class Daemon:
                 sequential_updates=True,
                 receive_updates=True,
             )
-            try:
-                await client.connect()
-            except (OSError, ConnectionError) as e:
-                raise ConfigError(f"account {a.name}: cannot reach Telegram: {e}") from None
+            await connect(client, a.name)
             if not await client.is_user_authorized():
                 await client.disconnect()
                 raise ConfigError(

@@ -13,6 +13,8 @@ PostgreSQL, and gaps, reconnects and flood waits reported to the daemon instead 
 
 from __future__ import annotations
 
+import asyncio
+import logging
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -30,6 +32,23 @@ from tgingest.fs import private_dir, private_file
 TRANSPORT: Callable[[TelegramClient], Any] | None = None
 
 GapCallback = Callable[[int | None, str], None]
+
+# Telethon narrates its own network life (reconnects, closed connections) at WARNING; tgingest
+# reports what matters itself (gaps, reconnects, flood waits), so only Telethon's errors show
+# unless `-v` asks for more (logs.setup).
+logging.getLogger("tgingest.telethon").setLevel(logging.ERROR)
+
+
+async def connect(client: TelegramClient, account: str) -> None:
+    """Connect, turning every way of not reaching Telegram into one clear error."""
+    try:
+        await client.connect()
+    except asyncio.CancelledError:
+        raise
+    except Exception as e:  # refused, reset, timed out, a middlebox answering garbage, ...
+        raise ConfigError(
+            f"account {account}: cannot reach Telegram ({type(e).__name__}); check the network"
+        ) from None
 
 
 class WarehouseSession(SQLiteSession):
