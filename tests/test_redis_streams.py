@@ -326,6 +326,26 @@ async def test_an_unacknowledged_entry_is_claimed_after_it_idles(make_queue) -> 
 
 
 @within(10)
+async def test_a_restarted_worker_takes_back_its_own_pending_entries_first(make_queue) -> None:
+    queue: RedisStreams = make_queue(max_deliveries=3)
+    ids = [await queue.append(batch(7, i)) for i in (1, 2, 3)]
+    await read_all(queue, "w1", 3)  # w1 reads them, then dies before acknowledging
+    assert await queue.reclaim_own("w2") == []  # another worker's entries are not its own
+    again = await queue.reclaim_own("w1")  # w1 restarted: no idle time to wait for
+    assert sorted(d.entry_id for d in again) == sorted(ids)
+    assert all(d.deliveries == 2 for d in again)
+    assert all(await asyncio.gather(*(queue.ack(d) for d in again)))
+    assert await queue.reclaim_own("w1") == []
+    # Past max_deliveries, a worker that keeps dying on an entry leaves it to the dead letters.
+    await queue.append(batch(7, 9))
+    await read_all(queue, "w1", 1)
+    await queue.reclaim_own("w1")
+    await queue.reclaim_own("w1")
+    assert await queue.reclaim_own("w1") == []
+    assert (await queue.stats())["dead_letters"] == 1
+
+
+@within(10)
 async def test_max_deliveries_dead_letters_and_retry_brings_it_back(make_queue) -> None:
     queue: RedisStreams = make_queue(max_deliveries=3)
     entry = await queue.append(batch(9, 4, 5, source="telethon-history"))

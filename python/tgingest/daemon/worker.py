@@ -76,9 +76,11 @@ class Worker:
 
     async def _loop(self, streams: Any, pipeline: Pipeline, db: Database) -> None:
         last_claim = last_trim = last_status = 0.0
+        # What a worker of this name read but did not acknowledge before it died comes first.
+        own = await streams.reclaim_own(self.name)
         while not self.stopping.is_set():
             now = time.monotonic()
-            deliveries = []
+            deliveries, own = own, []
             if now - last_claim > self.claim_idle_ms / 2000:
                 deliveries += await streams.claim_stuck(self.name, self.claim_idle_ms)
                 last_claim = now

@@ -331,6 +331,48 @@ class RedisStreams:
         )
         return _text(dead_id)
 
+    async def reclaim_own(self, consumer: str, count: int = 100) -> list[Delivery]:
+        """The entries still pending for `consumer` itself: what a worker of that name had read
+        but not acknowledged when it died. A restarted worker takes these first, whatever their
+        idle time (no other worker will take them before `claim_stuck`'s idle limit). Counted
+        as a new delivery; past `max_deliveries` they go to the dead-letter stream."""
+        mine: list[tuple[str, str, dict[bytes, bytes], int]] = []
+        for stream in self.streams:
+            want = count - len(mine)
+            if want <= 0:
+                break
+
+            async def op(c: Any, stream: str = stream, want: int = want) -> list[Any]:
+                try:
+                    pending = await c.xpending_range(
+                        stream, self.group, min="-", max="+", count=want, consumername=consumer
+                    )
+                except rx.ResponseError as e:
+                    if not _is_nogroup(e):
+                        raise
+                    await self._ensure_group(c, stream)
+                    return []
+                if not pending:
+                    return []
+                ids = [p["message_id"] for p in pending]
+                claimed = await c.xclaim(stream, self.group, consumer, 0, ids)
+                counts = {_text(p["message_id"]): int(p["times_delivered"]) + 1 for p in pending}
+                return [
+                    (stream, _text(i), f, counts.get(_text(i), 1))
+                    for i, f in claimed
+                    if f is not None
+                ]
+
+            mine += await self._run(op)
+        fresh = []
+        for stream, entry_id, fields, deliveries in mine:
+            if deliveries > self.max_deliveries:
+                error = f"delivered {deliveries} times without an acknowledgement"
+                await self._dead_letter(stream, entry_id, error, None, deliveries)
+            else:
+                fresh.append((stream, entry_id, fields, deliveries))
+        return await asyncio.to_thread(_deliveries, fresh)
+
     async def claim_stuck(
         self, consumer: str, min_idle_ms: int, count: int = 100
     ) -> list[Delivery]:
