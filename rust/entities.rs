@@ -55,6 +55,56 @@ pub fn runs_text(parts: &[Value]) -> String {
         .collect()
 }
 
+/// Attributes only some sources carry (an HTML export shows none of them).
+const UNPORTABLE_ATTRIBUTES: [&str; 3] = ["collapsed", "language", "user_id"];
+/// Entity types only some sources carry (an HTML export writes them as plain text).
+const UNPORTABLE_TYPES: [&str; 2] = ["bank_card", "unknown"];
+
+/// Canonical entities without what not every source can carry: the form the version digest
+/// hashes, so one message read from an HTML export, a JSON export or Telegram's API is one
+/// version. `None` when nothing portable is left; the input itself when it has nothing to drop
+/// or is not an entity array (borrowed, no parse for the common case).
+pub fn portable(canonical: &str) -> Option<std::borrow::Cow<'_, str>> {
+    use std::borrow::Cow;
+    let suspect = UNPORTABLE_ATTRIBUTES
+        .iter()
+        .chain(&UNPORTABLE_TYPES)
+        .any(|k| canonical.contains(&format!("\"{k}\"")));
+    if !suspect {
+        return Some(Cow::Borrowed(canonical));
+    }
+    let Ok(Value::Array(list)) = serde_json::from_str::<Value>(canonical) else {
+        return Some(Cow::Borrowed(canonical));
+    };
+    let kept: Vec<Value> = list
+        .into_iter()
+        .filter(|e| {
+            let kind = e.get("type").and_then(Value::as_str).unwrap_or("");
+            !UNPORTABLE_TYPES.contains(&kind)
+        })
+        .map(|mut e| {
+            if let Value::Object(o) = &mut e {
+                for key in UNPORTABLE_ATTRIBUTES {
+                    o.remove(key);
+                }
+            }
+            e
+        })
+        .collect();
+    (!kept.is_empty()).then(|| Cow::Owned(Value::Array(kept).to_string()))
+}
+
+/// One canonical entity from its parts, attributes in the canonical order and form (for
+/// sources that find entities as spans rather than runs, like an HTML export).
+pub fn canonical_entity(
+    kind: &str,
+    offset: usize,
+    length: usize,
+    attrs: &Map<String, Value>,
+) -> Value {
+    entity(kind, offset, length, Some(attrs))
+}
+
 /// Length of `s` in UTF-16 code units (Telegram's unit for offsets).
 pub fn utf16_len(s: &str) -> usize {
     s.chars().map(char::len_utf16).sum()
@@ -124,6 +174,34 @@ mod tests {
             )
         );
         assert_eq!(runs_text(parts.as_array().unwrap()), "a😀 数据 here👍xBobq");
+    }
+
+    #[test]
+    fn the_portable_form_drops_what_an_html_export_cannot_show() {
+        let full = concat!(
+            r#"[{"type":"bold","offset":0,"length":1},"#,
+            r#"{"type":"pre","offset":1,"length":2,"language":"python"},"#,
+            r#"{"type":"mention_name","offset":3,"length":1,"user_id":42},"#,
+            r#"{"type":"bank_card","offset":4,"length":1},"#,
+            r#"{"type":"blockquote","offset":5,"length":1,"collapsed":true}]"#
+        );
+        let html = concat!(
+            r#"[{"type":"bold","offset":0,"length":1},"#,
+            r#"{"type":"pre","offset":1,"length":2},"#,
+            r#"{"type":"mention_name","offset":3,"length":1},"#,
+            r#"{"type":"blockquote","offset":5,"length":1}]"#
+        );
+        assert_eq!(portable(full), portable(html));
+        assert_eq!(portable(html).unwrap(), html);
+        let plain = r#"[{"type":"bold","offset":0,"length":1}]"#;
+        assert!(matches!(
+            portable(plain),
+            Some(std::borrow::Cow::Borrowed(_))
+        ));
+        assert_eq!(
+            portable(r#"[{"type":"unknown","offset":0,"length":1}]"#),
+            None
+        );
     }
 
     #[test]

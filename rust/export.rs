@@ -28,6 +28,7 @@ use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
+pub(crate) use message::local_to_utc;
 pub use message::NO_UNIXTIME as NO_UNIXTIME_ERROR;
 
 /// Bytes of a quarantined record kept verbatim.

@@ -21,11 +21,13 @@ pub mod entities;
 pub mod error;
 pub mod export;
 pub mod hash;
+pub mod html_export;
 pub mod message;
 pub mod normalize;
 pub mod pgcopy;
 pub mod pipeline;
 pub mod plausible;
+pub mod service_text;
 pub mod tokenize;
 
 #[cfg(feature = "python")]

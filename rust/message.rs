@@ -90,6 +90,10 @@ pub struct RawMessage {
     pub media_path: Option<String>,
     /// JSON object with every other field the source had (service action, poll, reactions, ...).
     pub extra: Option<String>,
+    /// A service message's readable sentence when the source shows one (an HTML export does);
+    /// otherwise the hot path writes one from the action (see [`crate::service_text`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub service_text: Option<String>,
 }
 
 impl RawMessage {
@@ -121,6 +125,7 @@ impl RawMessage {
             media_type: None,
             media_path: None,
             extra: None,
+            service_text: None,
         }
     }
 }

@@ -7,10 +7,12 @@
 use crate::bloom::BloomFilter;
 use crate::error::Result;
 use crate::hash;
+use crate::message::MessageKind;
 use crate::message::RawMessage;
 use crate::normalize;
 use crate::pgcopy::CopyWriter;
 use crate::plausible;
+use crate::service_text;
 use crate::tokenize::TsVectorBuilder;
 use std::borrow::Cow;
 
@@ -36,6 +38,8 @@ pub struct ProcessedRow {
     /// 64-bit digest of what makes this version (text, entities, media type): the same key and
     /// edit_date with another digest is a conflict, not a replay.
     pub version_digest: i64,
+    /// A service message's readable sentence: the source's own, or one written from its action.
+    pub service_text: Option<String>,
 }
 
 /// Normalize, tokenize, hash and Bloom-check a batch. Pure CPU work, no Python objects.
@@ -57,15 +61,27 @@ pub fn process_at(
             let norm = normalize::normalize(&m.text);
             let key = normalize::content_key_normalized(&norm);
             builder.build_normalized(&norm);
+            let simhash = hash::simhash(builder.iter().map(|(l, _)| l));
+            let service_text = readable(m);
+            if let Some(sentence) = &service_text {
+                // Searchable beside the text; the content digest stays the text's own.
+                let both = if m.text.is_empty() {
+                    Cow::Borrowed(sentence.as_str())
+                } else {
+                    Cow::Owned(format!("{}\n{sentence}", m.text))
+                };
+                builder.build_normalized(&normalize::normalize(&both));
+            }
             ProcessedRow {
                 digest: hash::content_digest(&key),
-                simhash: hash::simhash(builder.iter().map(|(l, _)| l)),
+                simhash,
                 version_key: hash::version_key(m.chat_id, m.message_id, m.edit_date.unwrap_or(0)),
                 tsvector: tsvector_bytes(&builder),
                 new: false,
                 rejected: plausible::check(m, now).or_else(|| check_json(m)),
                 present: 0,
                 version_digest: version_digest(m),
+                service_text,
             }
         })
         .collect();
@@ -104,12 +120,29 @@ fn tsvector_bytes(builder: &TsVectorBuilder) -> Vec<u8> {
     out
 }
 
+/// The sentence a service message is read as: the source's own (an HTML export shows one),
+/// else one written from its action and actor; None for other kinds.
+fn readable(m: &RawMessage) -> Option<String> {
+    if m.service_text.is_some() {
+        return m.service_text.clone();
+    }
+    if m.kind != MessageKind::Service {
+        return None;
+    }
+    service_text::sentence_of(m.extra.as_deref(), m.sender_name.as_deref())
+}
+
 /// XXH3-64 of text, entities and media type, separated by a byte UTF-8 never holds.
+///
+/// Entities enter in their portable form ([`crate::entities::portable`]): without the
+/// attributes and types some sources cannot see (an HTML export has no mention user ids, code
+/// languages, collapsed quotes, bank cards), so the same message from any source has one digest.
 fn version_digest(m: &RawMessage) -> i64 {
     let mut h = xxhash_rust::xxh3::Xxh3::new();
     h.update(m.text.as_bytes());
     h.update(&[0xff]);
-    h.update(m.entities.as_deref().unwrap_or("").as_bytes());
+    let entities = m.entities.as_deref().and_then(crate::entities::portable);
+    h.update(entities.as_deref().unwrap_or("").as_bytes());
     h.update(&[0xff]);
     h.update(m.media_type.as_deref().unwrap_or("").as_bytes());
     h.digest() as i64
@@ -239,6 +272,14 @@ pub fn compare_stored(
         }
         let Some(s) = stored.get(&key) else { continue };
         if s.edit_date != m.edit_date {
+            // A source that cannot see edits (an HTML export) shows an edited message without
+            // its edit date: with the stored version's content it is that version, not an
+            // older one (merged only for the fields it brings; VERSIONS_SQL keeps it out of
+            // the history).
+            if m.edit_date.is_none() && s.edit_date.is_some() && s.digest == Some(p.version_digest)
+            {
+                skip[i] = p.present & !s.present.unwrap_or(-1) == 0;
+            }
             continue;
         }
         match s.digest {
@@ -434,6 +475,20 @@ mod tests {
         .into();
         let (skip, conflicts) = compare_stored(&two[1..], &rows2[1..], &[true], &legacy);
         assert_eq!((skip, conflicts.len()), (vec![true], 0));
+        // A source without edit dates showing the stored edited version: a replay.
+        let edited: std::collections::HashMap<_, _> = [(
+            (b[0].chat_id, b[0].message_id),
+            Stored {
+                edit_date: Some(5),
+                present: Some(rows[0].present),
+                digest: Some(rows[0].version_digest),
+            },
+        )]
+        .into();
+        let (skip, _) = compare_stored(&b[..1], &rows[..1], &[true], &edited);
+        assert_eq!(skip, vec![true]);
+        let (skip, _) = compare_stored(&b[1..2], &rows[1..2], &[true], &edited);
+        assert_eq!(skip, vec![false]);
     }
 
     #[test]

@@ -97,6 +97,7 @@ async def test_every_value_lands_in_its_own_column(conn) -> None:
         "replies": 21,
         "media_type": "photo",
         "extra": '{"x": 23}',
+        "service_text": "twentyfive",
     }
     sb = batch([row])
     result = process_batch(sb.batch)

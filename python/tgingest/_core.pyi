@@ -8,6 +8,7 @@ from typing import Any, Self, TypeAlias, final
 from typing_extensions import Buffer
 
 __all__ = [
+    "HTML_NO_OFFSET_ERROR",
     "KEY_COLUMNS",
     "MAX_ABS_ID",
     "MIN_DATE",
@@ -18,6 +19,7 @@ __all__ = [
     "BloomFilter",
     "CopyEncoder",
     "ExportReader",
+    "HtmlExportReader",
     "RawBatch",
     "__version__",
     "_panic_for_tests",
@@ -40,6 +42,8 @@ KEY_COLUMNS: list[str]
 # Plausibility bounds: earliest message date (Unix seconds), largest |chat or message id|.
 MIN_DATE: int
 MAX_ABS_ID: int
+# The one-line error of an HTML export whose dates need --tz.
+HTML_NO_OFFSET_ERROR: str
 # (column, bit) of the present mask.
 PRESENT_BITS: list[tuple[str, int]]
 
@@ -145,6 +149,7 @@ class RawBatch:
         replies: Iterable[int | None] | None = None,
         media_type: Iterable[str | None] | None = None,
         extra: Iterable[str | None] | None = None,
+        service_text: Iterable[str | None] | None = None,
     ) -> RawBatch: ...
     def __len__(self) -> int: ...
     def to_bytes(self) -> bytes: ...
@@ -229,3 +234,22 @@ class ExportReader:
     def total_bytes(self) -> int | None: ...
     @property
     def account(self) -> tuple[int, str] | None: ...
+
+@final
+class HtmlExportReader:
+    def __new__(
+        cls,
+        pages: Sequence[str | os.PathLike[str]],
+        *,
+        chat_id: int,
+        tz_offset: int | None = None,
+        link_levels: int = 0,
+        batch_size: int = 10000,
+        max_message_bytes: int = 67108864,
+        max_depth: int = 64,
+    ) -> Self: ...
+    def next_batch(self, max_messages: int | None = None) -> RawBatch | None: ...
+    @property
+    def bytes_read(self) -> int: ...
+    @property
+    def total_bytes(self) -> int: ...

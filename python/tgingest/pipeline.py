@@ -333,7 +333,7 @@ def dry_run(export: Any, progress: Progress | None = None) -> RunSummary:
     records, implausible dates or ids, repeats with other content within a batch) and the same
     media files refused (paths the OS refuses, files it will not open) or missing.
     """
-    summary = RunSummary(source=export.name, source_file=str(export.result_json), dry_run=True)
+    summary = RunSummary(source=export.name, source_file=str(export.source_file), dry_run=True)
     t0 = time.perf_counter()
     while (sb := export.read_batch()) is not None:
         result = process_batch(sb.batch)

@@ -30,6 +30,13 @@ pub enum Merge {
     Counter,
     /// The jsonb object of everything else: keys merge, the newer version's values win.
     Extra,
+    /// Like `Version`, and between two copies of one version the longer value wins: sources
+    /// differ in which details they can carry (an HTML export has no entity attributes such as
+    /// mention user ids), and equal version digests mean one is the other plus those details.
+    VersionRicher,
+    /// The search tokens: follow the version, and are rewritten when the row gains its service
+    /// sentence (rows stored before sentences existed become searchable on re-import).
+    Search,
     /// Written by the store (which batch last wrote the row).
     Lineage,
     /// Staging and `message_keys` only: the present-field mask and the version digest.
@@ -44,6 +51,8 @@ impl Merge {
             Merge::Fill => "fill",
             Merge::Counter => "counter",
             Merge::Extra => "extra",
+            Merge::VersionRicher => "version_richer",
+            Merge::Search => "search",
             Merge::Lineage => "lineage",
             Merge::KeyOnly => "key_only",
         }
@@ -167,7 +176,7 @@ pub static COLUMNS: &[Column] = &[
             (None, Cow::Borrowed(_)) => Cell::Null,
         }
     }),
-    col("search", PgType::TsVector, Merge::Version, |r| {
+    col("search", PgType::TsVector, Merge::Search, |r| {
         Cell::TsVector(&r.p.tsvector)
     }),
     col("content_hash", PgType::Bytea, Merge::Version, |r| {
@@ -176,7 +185,7 @@ pub static COLUMNS: &[Column] = &[
     col("simhash", PgType::Int8, Merge::Version, |r| {
         Cell::Int8(r.p.simhash as i64)
     }),
-    col("entities", PgType::Jsonb, Merge::Version, |r| {
+    col("entities", PgType::Jsonb, Merge::VersionRicher, |r| {
         jsonb(r.m.entities.as_deref())
     }),
     col("reply_to", PgType::Int8, Merge::Fill, |r| {
@@ -218,6 +227,10 @@ pub static COLUMNS: &[Column] = &[
     }),
     col("extra", PgType::Jsonb, Merge::Extra, |r| {
         jsonb(r.m.extra.as_deref())
+    }),
+    // After `extra` on purpose: its present bit comes after every older one (migration 0004).
+    col("service_text", PgType::Text, Merge::Fill, |r| {
+        label(r.p.service_text.as_deref())
     }),
     col("batch_id", PgType::Int8, Merge::Lineage, |r| {
         int8(r.batch_id)
@@ -377,6 +390,7 @@ mod tests {
             media_type: Some("twentytwo".into()),
             media_path: None,
             extra: Some("{\"x\":23}".into()),
+            service_text: Some("twentyfive".into()),
         }
     }
 

@@ -63,7 +63,7 @@ impl RawBatch {
         sender_id=None, sender_name=None, entities=None, reply_to=None, reply_to_chat=None,
         thread_id=None, forwarded_from=None, forwarded_from_id=None, forward_date=None,
         via_bot=None, author=None, grouped_id=None, views=None, forwards=None, replies=None,
-        media_type=None, extra=None))]
+        media_type=None, extra=None, service_text=None))]
     #[allow(clippy::too_many_arguments)]
     fn from_columns(
         chat_id: Vec<i64>,
@@ -89,6 +89,7 @@ impl RawBatch {
         replies: Option<&Bound<'_, PyAny>>,
         media_type: Option<&Bound<'_, PyAny>>,
         extra: Option<&Bound<'_, PyAny>>,
+        service_text: Option<&Bound<'_, PyAny>>,
     ) -> PyResult<Self> {
         let n = chat_id.len();
         if message_id.len() != n || date.len() != n {
@@ -129,6 +130,7 @@ impl RawBatch {
         let replies = opt_column(replies, n, "replies", int)?;
         let media_type = opt_column(media_type, n, "media_type", opt_str)?;
         let extra = opt_column(extra, n, "extra", opt_str)?;
+        let service_text = opt_column(service_text, n, "service_text", opt_str)?;
         let mut messages = Vec::with_capacity(n);
         for i in 0..n {
             let (text, raw_text) = texts[i].clone().unwrap_or_default();
@@ -158,6 +160,7 @@ impl RawBatch {
                 media_type: media_type[i].clone(),
                 media_path: None,
                 extra: extra[i].clone(),
+                service_text: service_text[i].clone(),
             });
         }
         Ok(RawBatch {

@@ -8,6 +8,7 @@ mod convert;
 mod copy;
 mod errors;
 mod export;
+mod html_export;
 mod text;
 
 use pyo3::prelude::*;
@@ -41,6 +42,7 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     bloom::register(m)?;
     copy::register(m)?;
     export::register(m)?;
+    html_export::register(m)?;
     batch::register(m)?;
     Ok(())
 }

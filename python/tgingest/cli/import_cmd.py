@@ -1,4 +1,5 @@
-"""`tgingest import`: a Telegram Desktop export into the warehouse, streaming, idempotent.
+"""`tgingest import`: a Telegram Desktop export (JSON or HTML) into the warehouse, streaming,
+idempotent.
 
 Arguments and the export file are checked before the database is opened. When an import stops
 part way (a damaged file, a server that did not come back, the partition cap), the one error
@@ -37,6 +38,7 @@ from tgingest.config import Settings
 from tgingest.errors import DatabaseError, InvalidInputError, TgIngestError
 from tgingest.pipeline import Pipeline, RunSummary, dry_run
 from tgingest.sources.desktop import DesktopExport, parse_tz_offset
+from tgingest.sources.desktop_html import DesktopHtmlExport, is_html_export
 from tgingest.store.database import Database
 
 
@@ -44,18 +46,26 @@ def add_parser(sub: Subparsers) -> None:
     p = add_command(
         sub,
         "import",
-        "Import a Telegram Desktop export (result.json or its folder), streaming, idempotent.",
+        "Import a Telegram Desktop export (result.json, or an HTML export's messages*.html, or "
+        "their folder), streaming, idempotent.",
         "tgingest import ./ChatExport_2024-05-01",
+        "tgingest import ./ChatExport_2024-05-01 --chat-id -1001234567890   # an HTML export",
         "tgingest import ./DataExport/result.json --no-media",
         "tgingest import old_export/result.json --tz +03:00   # exports without date_unixtime",
         "tgingest import big.json --dry-run                  # parse and check, write nothing",
     )
-    p.add_argument("path", type=Path, help="result.json or the export folder holding it")
-    p.add_argument("--chat-id", type=int64, help="store a single-chat export under this chat id")
+    p.add_argument(
+        "path", type=Path, help="result.json, messages.html, or the export folder holding them"
+    )
+    p.add_argument(
+        "--chat-id",
+        type=int64,
+        help="store a single-chat export under this chat id (required for HTML exports)",
+    )
     p.add_argument(
         "--tz",
         metavar="OFFSET",
-        help="UTC offset of the machine that made an old export lacking date_unixtime (+03:00)",
+        help="UTC offset of the machine that made an old export whose dates have none (+03:00)",
     )
     p.add_argument("--no-media", action="store_true", help="do not hash or copy media files")
     p.add_argument("--dry-run", action="store_true", help="parse and process, write nothing")
@@ -134,7 +144,13 @@ async def run(args: argparse.Namespace, settings: Settings) -> int:
     if args.chat_id is not None and not 0 < abs(args.chat_id) <= MAX_ABS_ID:
         raise InvalidInputError(f"--chat-id {args.chat_id} is not a Telegram chat id")
     batch_size = args.batch_size or settings.batch_size
-    export = DesktopExport(args.path, tz_offset=tz, chat_id=args.chat_id, batch_size=batch_size)
+    export: DesktopExport | DesktopHtmlExport
+    if is_html_export(args.path):
+        export = DesktopHtmlExport(
+            args.path, chat_id=args.chat_id, tz_offset=tz, batch_size=batch_size
+        )
+    else:
+        export = DesktopExport(args.path, tz_offset=tz, chat_id=args.chat_id, batch_size=batch_size)
     export.with_media = not args.no_media
     with Progress(
         TextColumn("[bold]{task.description}"),
@@ -147,7 +163,7 @@ async def run(args: argparse.Namespace, settings: Settings) -> int:
         disable=args.json or not err_console.is_terminal,
     ) as bar:
         task = bar.add_task(
-            export.result_json.name, total=export.total_bytes or None, messages=0, rate=0.0
+            export.source_file.name, total=export.total_bytes or None, messages=0, rate=0.0
         )
         started = asyncio.get_running_loop().time()
 

@@ -6,7 +6,10 @@ the core reaches the staging table, every COPY and every merge rule with no list
 step by hand. The merge rules:
 
 - version columns (text, entities, media type, ...): the newest `edit_date` wins; the replaced
-  version goes to `message_versions` with the names of the fields that changed;
+  version goes to `message_versions` with the names of the fields that changed; between two
+  copies of one version, entities take the longer (one source carries attributes another
+  cannot, e.g. mention user ids missing from an HTML export);
+- search tokens follow the version, and are rewritten when a row gains its service sentence;
 - fill columns (sender, reply, forward origin, author, ...): describe the message, not a
   version; a source that lacks one never blanks it (the row is the union of every source);
 - counters (views, forwards, replies): the largest seen;
@@ -40,7 +43,7 @@ def _named(*rules: str) -> list[str]:
 STAGING_COLS = [name for name, _, _ in STAGING_COLUMNS]
 MESSAGE_COLS = [name for name, _, rule in STAGING_COLUMNS if rule != "key_only"]
 KEY_COLS = list(KEY_COLUMNS)
-VERSION_COLS = _named("version")
+VERSION_COLS = _named("version", "version_richer", "search")
 FILL_COLS = _named("fill")
 COUNTER_COLS = _named("counter")
 EXTRA_COLS = _named("extra")
@@ -121,7 +124,13 @@ WITH touched AS (
         FROM touched t JOIN messages m
           ON m.chat_id = t.chat_id AND m.message_id = t.message_id AND m.date = t.date
         UNION ALL
-        SELECT chat_id, message_id, edit_date, {_H}, 1 FROM {STAGING}
+        SELECT chat_id, message_id, edit_date, {_H}, 1 FROM {STAGING} s
+        -- A copy without an edit date of the stored edited version (a source that cannot see
+        -- edits, such as an HTML export) is that version, not an older one.
+        WHERE NOT (s.edit_date IS NULL AND EXISTS (
+            SELECT 1 FROM message_keys k
+            WHERE k.chat_id = s.chat_id AND k.message_id = s.message_id
+              AND k.edit_date IS NOT NULL AND k.digest = s.digest))
     ) v
     ORDER BY chat_id, message_id, coalesce(edit_date, '-infinity'), pref
 ), ordered AS (
@@ -151,6 +160,19 @@ def _set_rule(col: str, rule: str) -> str:
             f"CASE WHEN {n} THEN coalesce(excluded.{col}, m.{col}) "
             f"ELSE coalesce(m.{col}, excluded.{col}) END"
         )
+    if rule == "version_richer":
+        return (
+            f"CASE WHEN {n} THEN excluded.{col} WHEN {newer('m', 'excluded')} THEN m.{col} "
+            f"WHEN length(coalesce(excluded.{col}::text, '')) "
+            f"> length(coalesce(m.{col}::text, '')) THEN excluded.{col} ELSE m.{col} END"
+        )
+    if rule == "search":
+        # Reads the service_text column of the same row (declared next to it in the layout).
+        return (
+            f"CASE WHEN {n} THEN excluded.{col} "
+            f"WHEN m.service_text IS NULL AND excluded.service_text IS NOT NULL "
+            f"THEN excluded.{col} ELSE m.{col} END"
+        )
     if rule == "counter":
         return f"greatest(m.{col}, excluded.{col})"
     if rule == "extra":
@@ -163,7 +185,11 @@ def _set_rule(col: str, rule: str) -> str:
 
 
 _RULES = {name: rule for name, _, rule in STAGING_COLUMNS}
-_MERGED = [c for c in MESSAGE_COLS if _RULES[c] in ("version", "fill", "counter", "extra")]
+_MERGED = [
+    c
+    for c in MESSAGE_COLS
+    if _RULES[c] in ("version", "version_richer", "search", "fill", "counter", "extra")
+]
 _ASSIGN = [f"{c} = {_set_rule(c, _RULES[c])}" for c in _MERGED] + [
     f"{c} = excluded.{c}" for c in LINEAGE_COLS
 ]
