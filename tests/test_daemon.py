@@ -318,3 +318,25 @@ async def test_a_committer_that_cannot_go_on_stops_the_daemon(telegram, settings
     telegram.push_new(news, "cannot be stored")
     with pytest.raises(RuntimeError, match="the store is broken"):
         await asyncio.wait_for(task, 30)
+
+
+@pytest.mark.parametrize("tg_world", [{"bot": True, "bot_token": "123:ABC"}], indirect=True)
+async def test_a_bot_follows_live_without_reading_history(telegram, settings, conn, tmp_path):
+    """Telegram refuses bots the history: a chat only a bot sees is stored from its live
+    updates on, and the daemon says so instead of failing on every reconcile."""
+    news = telegram.add_channel("News", username="botnews")
+    telegram.add_messages(news, 5)
+    sign_in(telegram, settings)
+    path = write_config(tmp_path / "t.toml", [{"chat": "@botnews"}])
+    path.write_text(path.read_text().replace('name = "me"', 'name = "me"\nbot = true'))
+    telegram.clear_calls()
+    async with running(settings, path) as daemon:
+        await until(lambda: _true(bool(daemon.chats)), what="the chat resolved")
+        telegram.push_new(news, "hello bot")
+        await until(lambda: _eq(conn, "SELECT count(*) FROM messages", 1), what="live message")
+        assert daemon.chats[news.marked_id].state == "live (bot: no history)"
+    assert telegram.calls("GetHistoryRequest") == []
+
+
+async def _true(value: bool) -> bool:
+    return value

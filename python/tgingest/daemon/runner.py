@@ -223,7 +223,9 @@ class Daemon:
                 self.last_error = f"chat {chat.ref}: not visible to any account"
                 continue
             row = chat_row(found)
-            owner = next(iter(entities))
+            # A user account reads history; a bot may not (Telegram refuses bots getHistory),
+            # so a chat only bots see is followed live only.
+            owner = next((n for n in entities if not self.accounts[n].bot), next(iter(entities)))
             self.chats[row.chat_id] = Followed(chat, row.chat_id, row.title, owner, entities)
             await self._put(SourceBatch(source="telethon-chat", batch=_empty(), chat=row))
 
@@ -325,6 +327,15 @@ class Daemon:
         assert self.db is not None and self.sink is not None
         opts = chat.config.options
         owner = self.accounts[chat.owner]
+        if owner.bot:
+            if chat.state != "live (bot: no history)":
+                log.warning(
+                    "chat %s is seen by bots only: live updates are stored, history and gaps "
+                    "cannot be read (add a user account that can see it)",
+                    chat.chat_id,
+                )
+            chat.state = "live (bot: no history)"
+            return
         reader = ChatReader(
             owner.client,
             chat.entities[chat.owner],
