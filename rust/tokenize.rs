@@ -27,12 +27,15 @@ use unicode_segmentation::UnicodeSegmentation;
 
 use crate::normalize::{normalize, url_at, BmpSet};
 
+#[path = "tokenize/highlight.rs"]
+mod highlight;
 #[path = "tokenize/query.rs"]
 mod query;
 #[path = "tokenize/tsvector.rs"]
 mod tsvector;
 #[path = "tokenize/words.rs"]
 mod words;
+pub use highlight::highlight_spans;
 pub use query::query_to_tsquery;
 pub use tsvector::TsVectorBuilder;
 

@@ -1,37 +1,34 @@
-"""Highlighting search hits in result text (display only; matching happened in PostgreSQL)."""
+"""Highlighting search hits in result text (display only; matching happened in PostgreSQL).
+
+Which characters to mark comes from the Rust core (`highlight_spans`): the query is split by
+the parser that built the tsquery and both sides are tokenized by the code that built the
+stored tokens, so a highlight is what the search matched (case, full-width forms,
+Traditional/Simplified Chinese, CJK bigrams, phrases at their distances), never a guess by a
+second parser here.
+"""
 
 from __future__ import annotations
 
-import re
-
-_QUOTED = re.compile(r'"([^"]*)"')
-
-
-def query_terms(query: str) -> list[str]:
-    """The literal pieces of a query worth highlighting (phrases, words; no operators)."""
-    terms = [p for p in _QUOTED.findall(query) if p.strip()]
-    rest = _QUOTED.sub(" ", query)
-    for word in rest.split():
-        if word == "OR" or word.startswith("-"):
-            continue
-        word = word.strip("#$@.,;:!?()[]{}'\"")
-        if word:
-            terms.append(word)
-    return sorted(set(terms), key=len, reverse=True)
+from tgingest._core import highlight_spans
 
 
 def highlight(
     text: str, query: str, *, start: str = "[", end: str = "]", width: int | None = 200
 ) -> str:
-    """Wrap case-insensitive occurrences of the query's terms; trim around the first hit."""
-    terms = query_terms(query)
-    if not terms:
-        return text if width is None else text[:width]
-    pattern = re.compile("|".join(re.escape(t) for t in terms), re.IGNORECASE)
-    first = pattern.search(text)
-    if width is not None and first and len(text) > width:
-        lo = max(0, first.start() - width // 3)
-        text = ("…" if lo else "") + text[lo : lo + width] + "…"
-    elif width is not None and len(text) > width:
-        text = text[:width] + "…"
-    return pattern.sub(lambda m: f"{start}{m.group(0)}{end}", text)
+    """Wrap what the query matched in `start`/`end`; with `width`, trim the text to that many
+    characters around the first hit (… marks a cut)."""
+    spans = highlight_spans(text, query)
+    lo, hi = 0, len(text)
+    if width is not None and len(text) > width:
+        lo = max(0, spans[0][0] - width // 3) if spans else 0
+        hi = min(len(text), lo + width)
+    out = ["…" if lo else ""]
+    at = lo
+    for a, b in spans:
+        a, b = max(a, lo), min(b, hi)
+        if a >= b:
+            continue
+        out += [text[at:a], start, text[a:b], end]
+        at = b
+    out += [text[at:hi], "…" if hi < len(text) else ""]
+    return "".join(out)

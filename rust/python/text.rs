@@ -51,6 +51,13 @@ fn query_tsquery(query: &str) -> Option<String> {
     tokenize::query_to_tsquery(query)
 }
 
+/// (start, end) character offsets of what `query` matches in `text`: the search's own query
+/// parser and tokenizer (case, width, Traditional/Simplified, CJK bigrams, phrases).
+#[pyfunction]
+fn highlight_spans(text: &str, query: &str) -> Vec<(usize, usize)> {
+    tokenize::highlight_spans(text, query)
+}
+
 /// 16-byte content digests (of each text's content key), concatenated: `bytes` of 16 * n.
 #[pyfunction]
 fn content_hashes<'py>(
@@ -134,6 +141,7 @@ pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(content_keys, m)?)?;
     m.add_function(wrap_pyfunction!(search_tokens, m)?)?;
     m.add_function(wrap_pyfunction!(query_tsquery, m)?)?;
+    m.add_function(wrap_pyfunction!(highlight_spans, m)?)?;
     m.add_function(wrap_pyfunction!(content_hashes, m)?)?;
     m.add_function(wrap_pyfunction!(simhashes, m)?)?;
     m.add_function(wrap_pyfunction!(version_keys, m)?)?;

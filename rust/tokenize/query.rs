@@ -60,10 +60,10 @@ pub fn query_to_tsquery(query: &str) -> Option<String> {
     (!rendered.is_empty()).then(|| rendered.join(" & "))
 }
 
-struct QueryItem<'q> {
-    text: &'q str,
-    negated: bool,
-    quoted: bool,
+pub(super) struct QueryItem<'q> {
+    pub(super) text: &'q str,
+    pub(super) negated: bool,
+    pub(super) quoted: bool,
 }
 
 fn is_quote(c: char) -> bool {
@@ -71,7 +71,7 @@ fn is_quote(c: char) -> bool {
 }
 
 /// Splits a normalized query into whitespace-separated words and quoted phrases.
-fn query_items(query: &str) -> Vec<QueryItem<'_>> {
+pub(super) fn query_items(query: &str) -> Vec<QueryItem<'_>> {
     let mut items = Vec::new();
     let mut rest = query;
     loop {
