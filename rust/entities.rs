@@ -55,14 +55,15 @@ pub fn runs_text(parts: &[Value]) -> String {
         .collect()
 }
 
-/// Attributes only some sources carry (an HTML export shows none of them).
-const UNPORTABLE_ATTRIBUTES: [&str; 3] = ["collapsed", "language", "user_id"];
+/// Attributes only some sources carry (an HTML export shows none but a custom emoji's, and that
+/// one, `document_id`, is the emoji's file path in an export but its id from Telegram's API).
+const UNPORTABLE_ATTRIBUTES: [&str; 4] = ["collapsed", "document_id", "language", "user_id"];
 /// Entity types only some sources carry (an HTML export writes them as plain text).
 const UNPORTABLE_TYPES: [&str; 2] = ["bank_card", "unknown"];
 
-/// Canonical entities without what not every source can carry: the form the version digest
-/// hashes, so one message read from an HTML export, a JSON export or Telegram's API is one
-/// version. `None` when nothing portable is left; the input itself when it has nothing to drop
+/// Canonical entities without what not every source can carry alike: the form the version
+/// digest hashes, so one message read from an HTML export, a JSON export or Telegram's API is
+/// one version. `None` when nothing portable is left; the input itself when it has nothing to drop
 /// or is not an entity array (borrowed, no parse for the common case).
 pub fn portable(canonical: &str) -> Option<std::borrow::Cow<'_, str>> {
     use std::borrow::Cow;

@@ -135,8 +135,9 @@ fn readable(m: &RawMessage) -> Option<String> {
 /// XXH3-64 of text, entities and media type, separated by a byte UTF-8 never holds.
 ///
 /// Entities enter in their portable form ([`crate::entities::portable`]): without the
-/// attributes and types some sources cannot see (an HTML export has no mention user ids, code
-/// languages, collapsed quotes, bank cards), so the same message from any source has one digest.
+/// attributes and types not every source gives alike (an HTML export has no mention user ids,
+/// code languages, collapsed quotes, bank cards; custom emoji are files in exports and ids
+/// live), so the same message from any source has one digest.
 fn version_digest(m: &RawMessage) -> i64 {
     let mut h = xxhash_rust::xxh3::Xxh3::new();
     h.update(m.text.as_bytes());

@@ -16,6 +16,8 @@ use std::sync::{Arc, Mutex};
 
 /// Raw bytes kept of a quarantined block.
 pub(crate) const RAW_CAP: usize = 1 << 20;
+/// The window drops consumed bytes in steps of at least this many.
+const TRIM_STEP: usize = 64 << 10;
 
 /// What a page yields.
 #[derive(Debug)]
@@ -238,11 +240,18 @@ impl Page {
         }
     }
 
-    /// Drop window bytes before page offset `keep_from`.
+    /// Drop window bytes before page offset `keep_from`: in steps of at least [`TRIM_STEP`]
+    /// (moving the read-ahead down after every token would cost more than the parse).
     fn trim(&self, keep_from: u64) {
         if let Ok(mut w) = self.window.lock() {
             let cut = (keep_from.saturating_sub(w.base) as usize).min(w.buf.len());
-            w.buf.drain(..cut);
+            if cut == w.buf.len() {
+                w.buf.clear();
+            } else if cut >= TRIM_STEP {
+                w.buf.drain(..cut);
+            } else {
+                return;
+            }
             w.base += cut as u64;
         }
     }

@@ -157,12 +157,16 @@ async def _known_chat(conn: Any, chat_id: int) -> None:
 
 
 def _message_line(r: Any, query: str | None = None) -> str:
-    text = r["text"].replace("\n", " ")
+    # A service message reads as its sentence ("Alice pinned this message"), in italics.
+    sentence = r["service_text"] if not r["text"] else None
+    text = (sentence or r["text"]).replace("\n", " ")
     shown = (
         highlight(escape(text), query, start="[reverse]", end="[/reverse]")
         if query
         else escape(text[:200])
     )
+    if sentence:
+        shown = f"[italic]{shown}[/italic]"
     who = escape(r["sender_name"] or str(r["sender_id"] or ""))
     media = f" [dim]<{r['media_type']}>[/]" if r["media_type"] else ""
     return (

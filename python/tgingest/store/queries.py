@@ -19,7 +19,7 @@ from tgingest.errors import InvalidInputError
 from tgingest.store.partitions import list_partitions
 
 MESSAGE_COLUMNS = """chat_id, message_id, date, edit_date, kind, sender_id, sender_name, text,
-    reply_to, forwarded_from, media_type"""
+    service_text, reply_to, forwarded_from, media_type"""
 
 
 @dataclass(frozen=True)

@@ -12,8 +12,10 @@ ALTER TABLE messages ADD COLUMN service_text text;
 -- again (a no-op update when nothing differs). Nothing is lost, a replay costs one merge.
 UPDATE message_keys SET present = present & 32767 WHERE present <> present & 32767;
 
--- The version digest now hashes entities without what an HTML export cannot show (mention
--- user ids, code block languages, collapsed quotes, bank cards, unknown entities). Digests of
+-- The version digest now hashes entities without what not every source carries alike (mention
+-- user ids, code block languages, collapsed quotes, bank cards and unknown entities, which an
+-- HTML export cannot show, and custom emoji document ids, a file path in exports but an id from
+-- Telegram's API). Digests of
 -- stored rows holding any of those were computed the old way: forget them (such rows are then
 -- judged by their edit date alone, as rows stored before digests existed).
 UPDATE message_keys k SET digest = NULL
@@ -21,4 +23,5 @@ FROM messages m
 WHERE m.chat_id = k.chat_id AND m.message_id = k.message_id AND m.date = k.date
   AND k.digest IS NOT NULL
   AND m.entities @? '$[*] ? (exists(@.user_id) || exists(@.language) || exists(@.collapsed)
+                             || exists(@.document_id)
                              || @.type == "bank_card" || @.type == "unknown")';
