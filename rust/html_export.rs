@@ -6,13 +6,13 @@
 //! in memory at a time ([`dom`]), mapped by [`message`] (text and entities by [`text`], media
 //! by [`media`], dates by [`dates`]). What crosses pages lives here: the chat's name, the
 //! sender a joined message inherits, and the dating of service messages, which the page shows
-//! without a time: each takes the time of the message before it on the same day, else the one
-//! after it on that day, else the day's local midnight, and says which in `extra.date_source`.
+//! without a time ([`dating`]).
 //! A block that cannot be read is quarantined with its raw HTML and the reason; a page that
 //! holds no message at all (another encoding, not an export page) is quarantined as a whole.
 //! The chat id is the caller's: an HTML export does not contain it.
 
 mod dates;
+mod dating;
 mod dom;
 mod media;
 mod message;
@@ -24,10 +24,9 @@ mod text;
 use crate::error::{CoreError, Result};
 use crate::export::{ExportBatch, ExportChat, Quarantined};
 use crate::message::RawMessage;
-use dates::LocalDate;
+use dating::Dating;
 use message::{Context, Mapped};
 use page::{Item, Page};
-use serde_json::{Map, Value};
 use std::fs::File;
 use std::io::Read;
 use std::path::PathBuf;
@@ -36,9 +35,6 @@ use std::sync::Arc;
 
 pub use dates::NO_OFFSET as NO_OFFSET_ERROR;
 pub(crate) use text::Links;
-
-/// Service messages waiting for a dated neighbour; past this they take their day's midnight.
-const PENDING_CAP: usize = 10_000;
 
 /// The first words of the block Desktop writes for a message it could not export.
 pub(crate) struct Unsupported;
@@ -81,23 +77,13 @@ struct Current {
     blocks: usize,
 }
 
-/// An undated message and what is known about its day.
-struct Waiting {
-    m: RawMessage,
-    day: Option<i64>,
-}
-
 pub struct HtmlExportReader {
     pages: std::vec::IntoIter<(String, Box<dyn Read + Send>)>,
     current: Option<Current>,
     options: HtmlOptions,
     ctx: Context,
     chat_name: Option<String>,
-    /// Local day of the latest day separator.
-    day: Option<i64>,
-    /// The latest dated message: UTC instant and local date.
-    last: Option<(i64, LocalDate)>,
-    pending: Vec<Waiting>,
+    dating: Dating,
     done_bytes: u64,
     total: u64,
     progress: Arc<AtomicU64>,
@@ -133,14 +119,12 @@ impl HtmlExportReader {
             return Err(CoreError::InvalidInput("no HTML pages to read".into()));
         }
         Ok(HtmlExportReader {
+            dating: Dating::new(options.tz_offset_secs),
             pages: pages.into_iter(),
             current: None,
             options,
             ctx: Context::default(),
             chat_name: None,
-            day: None,
-            last: None,
-            pending: Vec::new(),
             done_bytes: 0,
             total: 0,
             progress: Arc::new(AtomicU64::new(0)),
@@ -175,7 +159,7 @@ impl HtmlExportReader {
         let mut messages = Vec::new();
         let mut quarantined = Vec::new();
         let mut ended = false;
-        while messages.len() < max_messages || !self.pending.is_empty() {
+        while messages.len() < max_messages || self.dating.waiting() {
             let Some((item, name, offset)) = self.next_item(&mut quarantined)? else {
                 ended = true;
                 break;
@@ -187,8 +171,8 @@ impl HtmlExportReader {
             self.progress.store(self.position(), Ordering::Relaxed);
         }
         if ended {
-            let waiting = std::mem::take(&mut self.pending);
-            self.settle(waiting, None, &mut messages, &mut quarantined);
+            let settled = self.dating.finish();
+            self.place(settled, &mut messages, &mut quarantined);
         }
         self.progress.store(self.position(), Ordering::Relaxed);
         if ended && messages.is_empty() && quarantined.is_empty() {
@@ -309,16 +293,10 @@ impl HtmlExportReader {
         match mapped {
             Err(why) => quarantined.push(quarantine(why)),
             Ok(Mapped::Nothing) => {}
-            Ok(Mapped::Day(day)) => self.day = Some(day),
+            Ok(Mapped::Day(day)) => self.dating.day(day),
             Ok(Mapped::Message(m, None)) => {
-                self.pending.push(Waiting {
-                    m: *m,
-                    day: self.day,
-                });
-                if self.pending.len() >= PENDING_CAP {
-                    let waiting = std::mem::take(&mut self.pending);
-                    self.settle(waiting, None, messages, quarantined);
-                }
+                let settled = self.dating.undated(*m);
+                self.place(settled, messages, quarantined);
             }
             Ok(Mapped::Message(mut m, Some(date))) => {
                 let Some(utc) = date.utc(self.options.tz_offset_secs) else {
@@ -329,40 +307,25 @@ impl HtmlExportReader {
                     });
                 };
                 m.date = utc;
-                let waiting = std::mem::take(&mut self.pending);
-                self.settle(waiting, Some((utc, date)), messages, quarantined);
-                self.last = Some((utc, date));
-                self.day = Some(date.day());
+                let settled = self.dating.dated(utc, date);
+                self.place(settled, messages, quarantined);
                 messages.push(*m);
             }
         }
         Ok(())
     }
 
-    /// Date the waiting messages (see the module note) and move them into the batch.
-    fn settle(
-        &mut self,
-        waiting: Vec<Waiting>,
-        next: Option<(i64, LocalDate)>,
+    /// Settled messages into the batch; one nothing could date into the quarantine.
+    fn place(
+        &self,
+        settled: Vec<dating::Settled>,
         messages: &mut Vec<RawMessage>,
         quarantined: &mut Vec<Quarantined>,
     ) {
-        for Waiting { mut m, day } in waiting {
-            let same_day = |d: &(i64, LocalDate)| day.is_none_or(|day| d.1.day() == day);
-            let (date, source) = if let Some(prev) = self.last.filter(same_day) {
-                (Some(prev.0), "previous_message")
-            } else if let Some(next) = next.filter(same_day) {
-                (Some(next.0), "next_message")
-            } else {
-                let offset = next
-                    .or(self.last)
-                    .and_then(|d| d.1.offset)
-                    .or(self.options.tz_offset_secs);
-                let midnight = day.zip(offset).map(|(d, o)| d * 86_400 - i64::from(o));
-                (midnight, "day")
-            };
-            let Some(date) = date else {
-                quarantined.push(Quarantined {
+        for s in settled {
+            match s {
+                Ok(m) => messages.push(m),
+                Err(m) => quarantined.push(Quarantined {
                     offset: self.position(),
                     message_id: Some(m.message_id),
                     raw: serde_json::to_vec(&m).unwrap_or_default(),
@@ -370,18 +333,8 @@ impl HtmlExportReader {
                         "message {}: a service message with no dated message or day to date it by",
                         m.message_id
                     ),
-                });
-                continue;
-            };
-            m.date = date;
-            let mut extra: Map<String, Value> = m
-                .extra
-                .as_deref()
-                .and_then(|e| serde_json::from_str(e).ok())
-                .unwrap_or_default();
-            extra.insert("date_source".into(), Value::from(source));
-            m.extra = Some(Value::Object(extra).to_string());
-            messages.push(m);
+                }),
+            }
         }
     }
 }

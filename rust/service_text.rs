@@ -14,181 +14,9 @@
 
 use serde_json::{Map, Value};
 
-/// Guards on a template: which variant of an action's sentence applies.
-#[derive(Clone, Copy, PartialEq)]
-enum When {
-    Always,
-    /// The integer field is exactly 1 (singular wording).
-    One(&'static str),
-    /// The field is present and not empty / zero / false.
-    Has(&'static str),
-}
+mod templates;
 
-struct Template {
-    action: &'static str,
-    text: &'static str,
-    when: When,
-}
-
-const fn t(action: &'static str, text: &'static str) -> Template {
-    Template {
-        action,
-        text,
-        when: When::Always,
-    }
-}
-
-const fn tw(action: &'static str, text: &'static str, when: When) -> Template {
-    Template { action, text, when }
-}
-
-/// Templates in matching order: for one action the most specific first; across actions, a
-/// sentence with more literal text before a looser one it could also match.
-static TEMPLATES: &[Template] = &[
-    tw(
-        "create_group",
-        "{a} created group «{s:title}» with members {l:members}",
-        When::Has("members"),
-    ),
-    t("create_group", "{a} created group «{s:title}»"),
-    t("edit_group_title", "{a} changed group title to «{s:title}»"),
-    t("edit_group_title", "Channel title changed to «{s:title}»"),
-    t("edit_group_photo", "{a} changed group photo"),
-    t("edit_group_photo", "Channel photo changed"),
-    t("delete_group_photo", "{a} removed group photo"),
-    t("delete_group_photo", "Channel photo removed"),
-    t("remove_members", "{a} removed {l:members}"),
-    t(
-        "invite_to_group_call",
-        "{a} invited {l:members} to the voice chat",
-    ),
-    t("invite_members", "{a} invited {l:members}"),
-    t(
-        "join_group_by_link",
-        "{a} joined group by link from {s:inviter}",
-    ),
-    t("join_group_by_request", "{a} joined group by request"),
-    t("create_channel", "Channel «{s:title}» created"),
-    t(
-        "migrate_to_supergroup",
-        "{a} converted this group to a supergroup",
-    ),
-    t(
-        "migrate_from_group",
-        "{a} converted a basic group to this supergroup «{s:title}»",
-    ),
-    t("pin_message", "{a} pinned this message"),
-    t("clear_history", "History cleared"),
-    t("score_in_game", "{a} scored {i:score} in this game"),
-    t("take_screenshot", "{a} took a screenshot"),
-    t("joined_telegram", "{a} joined Telegram"),
-    t("requested_phone_number", "{a} requested your phone number"),
-    tw(
-        "group_call",
-        "{a} started voice chat ({i:duration} seconds)",
-        When::Has("duration"),
-    ),
-    t("group_call", "{a} started voice chat"),
-    tw(
-        "set_messages_ttl",
-        "{a} has set messages to auto-delete in {i:period} seconds",
-        When::Has("period"),
-    ),
-    t(
-        "set_messages_ttl",
-        "{a} has set messages not to auto-delete",
-    ),
-    t(
-        "group_call_scheduled",
-        "{a} scheduled a voice chat for {s:schedule_date}",
-    ),
-    tw(
-        "edit_chat_theme",
-        "{a} changed chat theme to {s:emoticon}",
-        When::Has("emoticon"),
-    ),
-    t("edit_chat_theme", "{a} disabled chat theme"),
-    t(
-        "send_webview_data",
-        "You have just successfully transferred data from the «{s:text}» button to the bot",
-    ),
-    tw(
-        "send_premium_gift",
-        "{a} sent you a gift: Telegram Premium for {i:months} months.",
-        When::Has("months"),
-    ),
-    t("send_premium_gift", "{a} sent you a gift."),
-    t("topic_created", "{a} created topic «{s:title}»"),
-    tw(
-        "topic_edit",
-        "{a} changed topic title to «{s:new_title}»",
-        When::Has("new_title"),
-    ),
-    t("topic_edit", "{a} changed topic icon"),
-    t("suggest_profile_photo", "{a} suggests to use this photo"),
-    t("requested_peer", "{a} shared a chat with the bot"),
-    t(
-        "set_chat_wallpaper",
-        "{a} set a new background for this chat",
-    ),
-    t(
-        "set_same_chat_wallpaper",
-        "{a} set the same background for this chat",
-    ),
-    t(
-        "giveaway_launch",
-        "{a} just started a giveaway of Telegram Premium subscriptions to its followers.",
-    ),
-    tw(
-        "boost_apply",
-        "{a} boosted the group {i:boosts} time",
-        When::One("boosts"),
-    ),
-    t("boost_apply", "{a} boosted the group {i:boosts} times"),
-    tw(
-        "phone_call",
-        "{a} called ({i:duration_seconds} seconds)",
-        When::Has("duration_seconds"),
-    ),
-    t("phone_call", "{a} called"),
-    t("conference_call", "{a} started a group call"),
-    t(
-        "attach_menu_bot_allowed",
-        "You allowed this bot to message you when you added it in the attachment menu.",
-    ),
-    t(
-        "web_app_bot_allowed",
-        "You allowed this bot to message you in his web-app.",
-    ),
-    tw(
-        "allow_sending_messages",
-        "You allowed this bot to message you when you logged in on {s:reason_domain}",
-        When::Has("reason_domain"),
-    ),
-    t(
-        "allow_sending_messages",
-        "You allowed this bot to message you when you opened {s:reason_app_name}",
-    ),
-    t("send_stars_gift", "{a} sent you a gift of Telegram Stars."),
-    t(
-        "send_star_gift",
-        "{a} sent you a gift of {i:stars} Telegram Stars.",
-    ),
-    t(
-        "refunded_payment",
-        "{s:peer_name} refunded back {i:amount} {s:currency}",
-    ),
-    t(
-        "paid_messages_price_change",
-        "Price per message changed to {i:price_stars} Telegram Stars.",
-    ),
-    t("todo_append_tasks", "{a} added tasks"),
-    t("todo_completions", "{a} updated this todo list."),
-    t(
-        "suggested_post_refund",
-        "The user refunded the payment, post was deleted.",
-    ),
-];
+use templates::{When, TEMPLATES};
 
 /// How the actor reads when the source has no name for it (Desktop writes the same).
 const NO_NAME: &str = "Deleted";
@@ -446,6 +274,84 @@ mod tests {
         }
         assert_eq!(sentence(&Map::new(), Some("A")), None);
         assert_eq!(sentence_of(Some("not json"), None), None);
+    }
+
+    #[test]
+    fn every_action_desktop_exports_has_its_own_sentence() {
+        // The action names of export_output_json.cpp (and the Telethon mapping).
+        let vocabulary = [
+            "create_group",
+            "edit_group_title",
+            "edit_group_photo",
+            "delete_group_photo",
+            "invite_members",
+            "remove_members",
+            "join_group_by_link",
+            "create_channel",
+            "migrate_to_supergroup",
+            "migrate_from_group",
+            "pin_message",
+            "clear_history",
+            "score_in_game",
+            "send_payment",
+            "phone_call",
+            "conference_call",
+            "take_screenshot",
+            "attach_menu_bot_allowed",
+            "web_app_bot_allowed",
+            "allow_sending_messages",
+            "send_passport_values",
+            "joined_telegram",
+            "proximity_reached",
+            "requested_phone_number",
+            "group_call",
+            "invite_to_group_call",
+            "set_messages_ttl",
+            "group_call_scheduled",
+            "edit_chat_theme",
+            "join_group_by_request",
+            "send_webview_data",
+            "send_premium_gift",
+            "topic_created",
+            "topic_edit",
+            "suggest_profile_photo",
+            "requested_peer",
+            "gift_code_prize",
+            "giveaway_launch",
+            "giveaway_results",
+            "set_chat_wallpaper",
+            "set_same_chat_wallpaper",
+            "boost_apply",
+            "refunded_payment",
+            "send_stars_gift",
+            "send_ton_gift",
+            "stars_prize",
+            "send_star_gift",
+            "paid_messages_refund",
+            "paid_messages_price_change",
+            "todo_completions",
+            "todo_append_tasks",
+            "process_suggested_post",
+            "suggested_post_success",
+            "suggested_post_refund",
+        ];
+        for action in vocabulary {
+            // With no fields at all, a template that needs none; with its fields, its own.
+            let mut extra = Map::new();
+            extra.insert("action".into(), Value::from(action));
+            let bare = sentence(&extra, Some("Ann")).unwrap();
+            let templated = TEMPLATES.iter().any(|t| t.action == action);
+            assert!(templated, "{action} has no template");
+            assert!(!bare.is_empty());
+        }
+        let mut extra =
+            obj(json!({"action": "proximity_reached", "from": "A", "to": "B", "distance": 50}));
+        assert_eq!(
+            sentence(&extra, None).unwrap(),
+            "A is now within 50 meters from B"
+        );
+        extra.remove("distance");
+        assert_eq!(sentence(&extra, Some("A")).unwrap(), "A: proximity reached");
     }
 
     #[test]

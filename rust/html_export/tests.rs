@@ -6,6 +6,7 @@ use crate::entities;
 use crate::export::{ExportOptions, ExportReader};
 use crate::message::MessageKind;
 use crate::service_text;
+use serde_json::Value;
 use std::collections::BTreeMap;
 use std::io::Cursor;
 
