@@ -131,6 +131,12 @@ impl Page {
         self.pos
     }
 
+    /// Bytes held in the window (read, not yet dropped): what a page costs in memory.
+    #[cfg(test)]
+    pub fn held(&self) -> usize {
+        self.window.lock().map_or(0, |w| w.buf.len())
+    }
+
     /// The next block or header; `Ok(None)` at the end of the page. `Err` only for a read error.
     pub fn next_item(&mut self) -> std::io::Result<Option<Item>> {
         while !self.ended {

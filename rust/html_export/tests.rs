@@ -378,3 +378,52 @@ fn entities_decode_nested_formatting_emoji_images_and_links() {
         "../etc/passwd"
     );
 }
+
+/// A page of `n` messages, generated while it is read (never in memory as a whole).
+struct EndlessPage {
+    n: usize,
+    next: usize,
+    pending: Vec<u8>,
+}
+
+impl Read for EndlessPage {
+    fn read(&mut self, out: &mut [u8]) -> std::io::Result<usize> {
+        while self.pending.is_empty() && self.next <= self.n {
+            self.pending = if self.next == 0 {
+                b"<html><body><div class=\"history\">".to_vec()
+            } else {
+                text_message(self.next as i64, &"long text ".repeat(20)).into_bytes()
+            };
+            self.next += 1;
+        }
+        let k = out.len().min(self.pending.len());
+        out[..k].copy_from_slice(&self.pending[..k]);
+        self.pending.drain(..k);
+        Ok(k)
+    }
+}
+
+#[test]
+fn a_huge_page_is_read_in_constant_memory() {
+    let n = 20_000; // about 8.7 MB of HTML in one page
+    let mut page = page::Page::new(
+        Box::new(EndlessPage {
+            n,
+            next: 0,
+            pending: Vec::new(),
+        }),
+        64 << 20,
+        64,
+    );
+    let (mut blocks, mut most) = (0, 0);
+    while let Some(item) = page.next_item().unwrap() {
+        if let page::Item::Block(b) = item {
+            assert!(b.damage.is_none());
+            blocks += 1;
+        }
+        most = most.max(page.held());
+    }
+    assert_eq!(blocks, n);
+    assert!(page.position() > 8_000_000, "{}", page.position());
+    assert!(most < 160 << 10, "the window held {most} bytes");
+}

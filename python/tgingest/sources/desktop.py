@@ -19,7 +19,9 @@ def find_result_json(path: Path) -> Path:
     if path.is_dir():
         candidate = path / "result.json"
         if not candidate.is_file():
-            raise InvalidInputError(f"{path} is a folder without result.json in it")
+            raise InvalidInputError(
+                f"{path} is a folder without result.json or messages.html in it"
+            )
         return candidate
     if not path.is_file():
         if path.exists() or path.is_symlink():
