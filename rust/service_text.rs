@@ -60,6 +60,7 @@ fn applies(when: When, extra: &Map<String, Value>) -> bool {
     match when {
         When::Always => true,
         When::One(key) => extra.get(key).and_then(as_int) == Some(1),
+        When::Is(key, value) => extra.get(key).and_then(as_int) == Some(value),
         When::Has(key) => match extra.get(key) {
             None | Some(Value::Null) | Some(Value::Bool(false)) => false,
             Some(Value::String(s)) => !s.is_empty(),
@@ -158,7 +159,13 @@ pub fn recognize(sentence: &str) -> Option<Recognized> {
             actor: None,
             fields: Map::new(),
         };
-        matches(&pieces(tpl.text), sentence, &mut found).then_some(found)
+        if !matches(&pieces(tpl.text), sentence, &mut found) {
+            return None;
+        }
+        if let When::Is(key, value) = tpl.when {
+            found.fields.insert(key.into(), Value::from(value));
+        }
+        Some(found)
     })
 }
 
@@ -366,6 +373,8 @@ mod tests {
             "Ann boosted the group 2 times",
             "Ann boosted the group 1 time",
             "Ann joined group by link from Bob",
+            "Ann has set messages to auto-delete in 7 days",
+            "Ann has set messages to auto-delete in 90 seconds",
         ];
         for s in cases {
             let r = recognize(s).unwrap_or_else(|| panic!("{s:?} not recognized"));

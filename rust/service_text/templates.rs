@@ -14,6 +14,9 @@ pub(super) enum When {
     One(&'static str),
     /// The field is present and not empty / zero / false.
     Has(&'static str),
+    /// The integer field has exactly this value (a sentence that spells it out; recognizing
+    /// the sentence gives the field that value).
+    Is(&'static str, i64),
 }
 
 pub(super) struct Template {
@@ -81,6 +84,16 @@ pub(super) static TEMPLATES: &[Template] = &[
         When::Has("duration"),
     ),
     t("group_call", "{a} started voice chat"),
+    tw(
+        "set_messages_ttl",
+        "{a} has set messages to auto-delete in 24 hours",
+        When::Is("period", 86_400),
+    ),
+    tw(
+        "set_messages_ttl",
+        "{a} has set messages to auto-delete in 7 days",
+        When::Is("period", 604_800),
+    ),
     tw(
         "set_messages_ttl",
         "{a} has set messages to auto-delete in {i:period} seconds",
