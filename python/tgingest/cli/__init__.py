@@ -18,7 +18,7 @@ import traceback
 from rich.markup import escape
 
 from tgingest import __version__
-from tgingest.cli import daemon, db, import_cmd, read, telegram
+from tgingest.cli import backup, daemon, db, import_cmd, read, telegram
 from tgingest.cli.common import (
     Parser,
     configure_logging,
@@ -58,6 +58,7 @@ def build_parser() -> argparse.ArgumentParser:
     db.add_parser(sub)
     telegram.add_parsers(sub)
     daemon.add_parsers(sub)
+    backup.add_parsers(sub)
     return parser
 
 

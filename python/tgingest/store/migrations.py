@@ -40,8 +40,9 @@ async def applied(conn: asyncpg.Connection) -> set[int]:
     return {r["version"] for r in await conn.fetch("SELECT version FROM schema_migrations")}
 
 
-async def upgrade(conn: asyncpg.Connection) -> list[Migration]:
-    """Apply every pending migration; returns those applied now."""
+async def upgrade(conn: asyncpg.Connection, *, upto: int | None = None) -> list[Migration]:
+    """Apply every pending migration (up to version `upto` when given: a restore brings a
+    backup's schema to its version, loads it, then upgrades); returns those applied now."""
     done: list[Migration] = []
     async with conn.transaction():
         await conn.execute("SELECT pg_advisory_xact_lock($1)", _LOCK_KEY)
@@ -55,6 +56,8 @@ async def upgrade(conn: asyncpg.Connection) -> list[Migration]:
         for migration in available():
             if migration.version in have:
                 continue
+            if upto is not None and migration.version > upto:
+                break
             await conn.execute(migration.sql)
             await conn.execute(
                 "INSERT INTO schema_migrations (version, name) VALUES ($1, $2)",
