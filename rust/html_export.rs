@@ -24,6 +24,8 @@ mod text;
 use crate::error::{CoreError, Result};
 use crate::export::{ExportBatch, ExportChat, Quarantined};
 use crate::message::RawMessage;
+use crate::zone::Zone;
+use dates::Clock;
 use dating::Dating;
 use message::{Context, Mapped};
 use page::{Item, Page};
@@ -48,6 +50,9 @@ pub struct HtmlOptions {
     pub chat_id: i64,
     /// UTC offset of the machine that made an export whose dates have none.
     pub tz_offset_secs: Option<i32>,
+    /// That machine's time zone rules: when given, they date every local time (the page's
+    /// written offsets are its zone's standard offset, wrong on daylight-saving dates).
+    pub zone: Option<Zone>,
     /// `../` levels from a page's folder back to the export's root (0: single-chat export;
     /// 2: `chats/chat_NNN/` of a whole-account export). Media paths are made root-relative.
     pub link_levels: usize,
@@ -62,6 +67,7 @@ impl HtmlOptions {
         HtmlOptions {
             chat_id,
             tz_offset_secs: None,
+            zone: None,
             link_levels: 0,
             max_message_bytes: 64 << 20,
             max_depth: 64,
@@ -83,6 +89,7 @@ pub struct HtmlExportReader {
     options: HtmlOptions,
     ctx: Context,
     chat_name: Option<String>,
+    clock: Clock,
     dating: Dating,
     done_bytes: u64,
     total: u64,
@@ -119,7 +126,8 @@ impl HtmlExportReader {
             return Err(CoreError::InvalidInput("no HTML pages to read".into()));
         }
         Ok(HtmlExportReader {
-            dating: Dating::new(options.tz_offset_secs),
+            clock: options.clock(),
+            dating: Dating::new(options.clock()),
             pages: pages.into_iter(),
             current: None,
             options,
@@ -278,6 +286,7 @@ impl HtmlExportReader {
                 &block.dom,
                 self.options.chat_id,
                 self.options.links(),
+                &self.clock,
                 &mut self.ctx,
             ),
         };
@@ -299,7 +308,7 @@ impl HtmlExportReader {
                 self.place(settled, messages, quarantined);
             }
             Ok(Mapped::Message(mut m, Some(date))) => {
-                let Some(utc) = date.utc(self.options.tz_offset_secs) else {
+                let Some(utc) = self.clock.utc(date) else {
                     return Err(CoreError::Export {
                         path: page.to_owned(),
                         offset,
@@ -340,6 +349,13 @@ impl HtmlExportReader {
 }
 
 impl HtmlOptions {
+    fn clock(&self) -> Clock {
+        Clock {
+            tz: self.tz_offset_secs,
+            zone: self.zone.clone(),
+        }
+    }
+
     fn links(&self) -> Links {
         Links {
             levels: self.link_levels,

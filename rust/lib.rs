@@ -8,6 +8,9 @@
 //! - [`message`]: `RawMessage`, the record every source delivers, and its queue wire format.
 //! - [`entities`]: formatting entities in one canonical shape for every source.
 //! - [`export`]: streaming parser for Telegram Desktop `result.json` (constant memory).
+//! - [`html_export`]: streaming parser for Desktop's HTML exports, into the same messages.
+//! - [`zone`]: local times to UTC with a time zone's offset changes.
+//! - [`service_text`]: readable sentences of service actions, written and recognized.
 //! - [`normalize`]: repair, NFKC, whitespace and the content key used for dedupe.
 //! - [`tokenize`]: search tokens (UAX #29 words, CJK bigrams) and the query tokenizer.
 //! - [`hash`]: stable 128-bit content digests, SimHash, SHA-256.
@@ -29,6 +32,7 @@ pub mod pipeline;
 pub mod plausible;
 pub mod service_text;
 pub mod tokenize;
+pub mod zone;
 
 #[cfg(feature = "python")]
 mod python;

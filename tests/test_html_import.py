@@ -394,3 +394,43 @@ def test_a_whole_account_html_export_names_its_chat_folders(settings, tmp_path) 
         page.write_text(html)
     out = json.loads(_cli(settings, "import", str(chat), "--chat-id", str(CHAT), "--json").stdout)
     assert out["new"] == N and out["media_refused"] == 0 and out["media_stored"] == 8
+
+
+async def test_a_time_zone_dates_summer_pages_right(settings, tmp_path) -> None:
+    """Desktop prints the zone's standard offset even on summer dates (Berlin: +01:00 in July);
+    `--tz Europe/Berlin` dates them by the zone's rules instead."""
+    folder = tmp_path / "berlin"
+    shutil.copytree(FIXTURE / "html", folder)
+    for page in html_pages(folder):
+        page.write_text(
+            page.read_text().replace(
+                "15.11.2023 01:14:20 UTC+03:00", "15.07.2023 14:00:00 UTC+01:00"
+            )
+        )
+    out = json.loads(
+        _cli(
+            settings,
+            "import",
+            str(folder),
+            "--chat-id",
+            str(CHAT),
+            "--tz",
+            "Europe/Berlin",
+            "--json",
+        ).stdout
+    )
+    assert out["new"] == N and out["quarantined"] == 0
+    conn = await asyncpg.connect(settings.dsn)
+    try:
+        summer = await conn.fetchval("SELECT date FROM messages WHERE message_id = 2")
+        winter = await conn.fetchval("SELECT date FROM messages WHERE message_id = 3")
+    finally:
+        await conn.close()
+    assert summer.isoformat() == "2023-07-15T12:00:00+00:00"
+    assert winter.isoformat() == "2023-11-15T00:15:20+00:00"  # 01:15:20 CET (+01:00)
+    refused = _cli(settings, "import", str(FIXTURE / "json"), "--tz", "Europe/Berlin", check=False)
+    assert refused.returncode == 1 and "HTML exports only" in refused.stderr
+    unknown = _cli(
+        settings, "import", str(folder), "--chat-id", str(CHAT), "--tz", "Mars/Base", check=False
+    )
+    assert unknown.returncode == 1 and "Europe/Berlin" in unknown.stderr

@@ -245,6 +245,7 @@ class HtmlExportReader:
         *,
         chat_id: int,
         tz_offset: int | None = None,
+        zone: Sequence[tuple[int, int]] | None = None,
         link_levels: int = 0,
         batch_size: int = 10000,
         max_message_bytes: int = 67108864,

@@ -7,6 +7,7 @@
 //! ("14 December 2021") date the service messages, which carry no time of their own.
 
 use crate::export::local_to_utc;
+use crate::zone::Zone;
 
 /// The import needs `--tz` (an export made before Telegram Desktop wrote UTC offsets).
 pub const NO_OFFSET: &str = "this HTML export's dates have no UTC offset (made by a Telegram \
@@ -29,6 +30,33 @@ impl LocalDate {
     /// Days since 1970-01-01 of the local date (what the day separators show).
     pub fn day(self) -> i64 {
         self.local.div_euclid(86_400)
+    }
+}
+
+/// How the page's local times become UTC: the user's time zone rules when given (`--tz
+/// Europe/Berlin`: Desktop prints the zone's standard offset even on summer dates, so the rules
+/// beat the page), else the offset the page writes, else the user's fixed `--tz` offset.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct Clock {
+    pub tz: Option<i32>,
+    pub zone: Option<Zone>,
+}
+
+impl Clock {
+    pub fn utc(&self, d: LocalDate) -> Option<i64> {
+        match &self.zone {
+            Some(zone) => Some(zone.to_utc(d.local)),
+            None => d.utc(self.tz),
+        }
+    }
+
+    /// Local midnight of `day`; `seen` is an offset the page wrote nearby.
+    pub fn midnight(&self, day: i64, seen: Option<i32>) -> Option<i64> {
+        if let Some(zone) = &self.zone {
+            return Some(zone.to_utc(day * 86_400));
+        }
+        let offset = seen.or(self.tz)?;
+        Some(day * 86_400 - i64::from(offset))
     }
 }
 

@@ -7,7 +7,7 @@
 //! (`previous_message`, as the JSON reader says for undated unsupported records,
 //! `next_message` or `day`). The waiting list is capped; past the cap messages take their day.
 
-use super::dates::LocalDate;
+use super::dates::{Clock, LocalDate};
 use crate::message::RawMessage;
 use serde_json::{Map, Value};
 
@@ -25,20 +25,20 @@ pub(crate) struct Dating {
     /// The latest dated message: UTC instant and local date.
     last: Option<(i64, LocalDate)>,
     pending: Vec<Waiting>,
-    /// The user's `--tz`, for midnights when no date carries an offset.
-    tz: Option<i32>,
+    /// How local times become UTC (midnights of days without a dated neighbour).
+    clock: Clock,
 }
 
 /// A settled message, or one nothing can date (the caller quarantines it).
 pub(crate) type Settled = Result<RawMessage, RawMessage>;
 
 impl Dating {
-    pub fn new(tz: Option<i32>) -> Self {
+    pub fn new(clock: Clock) -> Self {
         Dating {
             day: None,
             last: None,
             pending: Vec::new(),
-            tz,
+            clock,
         }
     }
 
@@ -83,9 +83,8 @@ impl Dating {
             } else if let Some(next) = next.filter(same_day) {
                 (Some(next.0), "next_message")
             } else {
-                let offset = next.or(self.last).and_then(|d| d.1.offset).or(self.tz);
-                let midnight = day.zip(offset).map(|(d, o)| d * 86_400 - i64::from(o));
-                (midnight, "day")
+                let seen = next.or(self.last).and_then(|d| d.1.offset);
+                (day.and_then(|d| self.clock.midnight(d, seen)), "day")
             };
             let Some(date) = date else {
                 out.push(Err(m));
@@ -119,7 +118,7 @@ mod tests {
 
     #[test]
     fn a_service_message_takes_a_neighbour_on_its_day_or_the_days_midnight() {
-        let mut d = Dating::new(None);
+        let mut d = Dating::new(Clock::default());
         let day = 19_676; // 2023-11-15
         d.day(day);
         assert!(d.undated(RawMessage::text(1, 1, 0, "")).is_empty());
@@ -143,7 +142,7 @@ mod tests {
             .as_deref()
             .unwrap()
             .contains("\"day\""));
-        let mut lost = Dating::new(None);
+        let mut lost = Dating::new(Clock::default());
         lost.undated(RawMessage::text(1, 9, 0, ""));
         assert!(lost.finish()[0].is_err(), "no day and no date anywhere");
     }

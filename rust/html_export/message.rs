@@ -9,7 +9,7 @@
 //! action ([`crate::service_text::recognize`]); their date is settled by the reader from their
 //! neighbours. What the page cannot say (ids of senders, edit dates) stays `None`.
 
-use super::dates::{self, LocalDate};
+use super::dates::{self, Clock, LocalDate};
 use super::dom::{Dom, ROOT};
 use super::text::{self, Links};
 use super::{media, Unsupported};
@@ -49,6 +49,7 @@ pub(crate) fn map(
     dom: &Dom,
     chat_id: i64,
     links: Links,
+    clock: &Clock,
     ctx: &mut Context,
 ) -> Result<Mapped, String> {
     let id = block_id(dom).ok_or("a message element without a numeric id")?;
@@ -102,7 +103,7 @@ pub(crate) fn map(
                     .find_class(from, &["date", "details"])
                     .and_then(|d| dom.attr(d, "title"))
                     .and_then(dates::parse_title)
-                    .and_then(|d| d.utc(None));
+                    .and_then(|d| clock.utc(d));
             }
             m.forwarded_from = ctx.forwarded_from.clone();
             fwd

@@ -350,6 +350,37 @@ fn old_exports_without_offsets_need_tz() {
 }
 
 #[test]
+fn a_time_zone_dates_summer_messages_that_the_written_offset_gets_wrong() {
+    // Desktop in Berlin writes the standard offset (+01:00) on a summer date (really +02:00).
+    let summer = text_message(1, "summer").replace(
+        "15.11.2023 01:14:20 UTC+03:00",
+        "15.07.2023 14:00:00 UTC+01:00",
+    );
+    let service = "<div class=\"message service\" id=\"message-1\"><div class=\"body details\">\
+                   16 July 2023</div></div><div class=\"message service\" id=\"message2\">\
+                   <div class=\"body details\">Bob took a screenshot</div></div>";
+    let body = format!("{summer}{service}");
+    let written = read_all(html_of(&body), HtmlOptions::new(CHAT));
+    assert_eq!(
+        written.messages[0].date, 1_689_426_000,
+        "13:00 UTC: an hour late"
+    );
+    let mut berlin = HtmlOptions::new(CHAT);
+    berlin.zone = Some(
+        crate::zone::Zone::new(vec![
+            (0, 3600),
+            (1_679_792_400, 7200),
+            (1_698_541_200, 3600),
+        ])
+        .unwrap(),
+    );
+    let zoned = read_all(html_of(&body), berlin);
+    assert_eq!(zoned.messages[0].date, 1_689_422_400, "12:00 UTC");
+    // A service message alone on its day: that day's local midnight, in the zone.
+    assert_eq!(zoned.messages[1].date, 1_689_465_600 - 7_200);
+}
+
+#[test]
 fn entities_decode_nested_formatting_emoji_images_and_links() {
     let text = "a &lt;&amp;&gt; <strong>b <em>c</em></strong><img class=\"emoji\" alt=\"😀\" src=\"e.png\"/>\
                 <a href=\"../../chats/chat_01/stickers/e.webp\">👍</a> \

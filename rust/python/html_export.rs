@@ -3,6 +3,7 @@
 use super::batch::RawBatch;
 use super::errors::{detached, to_py};
 use crate::html_export::{HtmlExportReader as Reader, HtmlOptions};
+use crate::zone::Zone;
 use crate::CoreError;
 use pyo3::prelude::*;
 use std::path::PathBuf;
@@ -21,25 +22,30 @@ pub struct HtmlExportReader {
 #[pymethods]
 impl HtmlExportReader {
     /// Read `pages` (messages.html, messages2.html, ... in page order) as chat `chat_id`.
-    /// `tz_offset`: UTC offset in seconds for exports whose dates carry none. `link_levels`:
+    /// `tz_offset`: UTC offset in seconds for exports whose dates carry none. `zone`: the
+    /// exporting machine's time zone as (UTC instant, offset from then on) changes; when given
+    /// it dates every local time (the pages print the standard offset even in summer). `link_levels`:
     /// `../` levels from the pages' folder back to the export's root.
     #[new]
-    #[pyo3(signature = (pages, *, chat_id, tz_offset=None, link_levels=0, batch_size=10_000,
-        max_message_bytes=67108864, max_depth=64))]
+    #[pyo3(signature = (pages, *, chat_id, tz_offset=None, zone=None, link_levels=0,
+        batch_size=10_000, max_message_bytes=67108864, max_depth=64))]
     #[allow(clippy::too_many_arguments)]
     fn new(
         py: Python<'_>,
         pages: Vec<PathBuf>,
         chat_id: i64,
         tz_offset: Option<i32>,
+        zone: Option<Vec<(i64, i32)>>,
         link_levels: usize,
         batch_size: usize,
         max_message_bytes: usize,
         max_depth: usize,
     ) -> PyResult<Self> {
+        let zone = zone.map(Zone::new).transpose().map_err(to_py)?;
         let options = HtmlOptions {
             chat_id,
             tz_offset_secs: tz_offset,
+            zone,
             link_levels,
             max_message_bytes,
             max_depth,

@@ -37,8 +37,9 @@ from tgingest.cli.common import (
 from tgingest.config import Settings
 from tgingest.errors import DatabaseError, InvalidInputError, TgIngestError
 from tgingest.pipeline import Pipeline, RunSummary, dry_run
-from tgingest.sources.desktop import DesktopExport, parse_tz_offset
+from tgingest.sources.desktop import DesktopExport
 from tgingest.sources.desktop_html import DesktopHtmlExport, is_html_export
+from tgingest.sources.export_files import parse_tz
 from tgingest.store.database import Database
 
 
@@ -64,8 +65,10 @@ def add_parser(sub: Subparsers) -> None:
     )
     p.add_argument(
         "--tz",
-        metavar="OFFSET",
-        help="UTC offset of the machine that made an old export whose dates have none (+03:00)",
+        metavar="OFFSET|ZONE",
+        help="UTC offset of the machine that made an old export whose dates have none (+03:00); "
+        "for HTML exports also its time zone (Europe/Berlin), which dates summer messages "
+        "right where the pages print the standard offset",
     )
     p.add_argument("--no-media", action="store_true", help="do not hash or copy media files")
     p.add_argument("--dry-run", action="store_true", help="parse and process, write nothing")
@@ -140,14 +143,19 @@ def _stopped(e: TgIngestError, s: RunSummary) -> str:
 
 
 async def run(args: argparse.Namespace, settings: Settings) -> int:
-    tz = parse_tz_offset(args.tz) if args.tz is not None else None
+    tz, zone = parse_tz(args.tz) if args.tz is not None else (None, None)
     if args.chat_id is not None and not 0 < abs(args.chat_id) <= MAX_ABS_ID:
         raise InvalidInputError(f"--chat-id {args.chat_id} is not a Telegram chat id")
     batch_size = args.batch_size or settings.batch_size
     export: DesktopExport | DesktopHtmlExport
     if is_html_export(args.path):
         export = DesktopHtmlExport(
-            args.path, chat_id=args.chat_id, tz_offset=tz, batch_size=batch_size
+            args.path, chat_id=args.chat_id, tz_offset=tz, zone=zone, batch_size=batch_size
+        )
+    elif zone is not None:
+        raise InvalidInputError(
+            "--tz takes a time zone name for HTML exports only; give a JSON export the UTC "
+            "offset of the machine that made it, e.g. --tz +03:00"
         )
     else:
         export = DesktopExport(args.path, tz_offset=tz, chat_id=args.chat_id, batch_size=batch_size)

@@ -58,6 +58,7 @@ class DesktopHtmlExport(ExportSource):
         *,
         chat_id: int | None,
         tz_offset: int | None = None,
+        zone: list[tuple[int, int]] | None = None,
         batch_size: int = 10_000,
     ) -> None:
         super().__init__()
@@ -87,6 +88,7 @@ class DesktopHtmlExport(ExportSource):
             pages,
             chat_id=chat_id,
             tz_offset=tz_offset,
+            zone=zone,
             link_levels=levels,
             batch_size=batch_size,
         )

@@ -4,8 +4,11 @@ resolution of the media files beside the export, and turning the Rust reader's b
 
 from __future__ import annotations
 
+import calendar
+import datetime as dt
 import os
 import re
+import zoneinfo
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Protocol
@@ -39,6 +42,51 @@ def parse_tz_offset(text: str) -> int:
     if hours > 14 or minutes >= 60:
         raise InvalidInputError(f"--tz {text!r} is not a real UTC offset")
     return sign * (hours * 3600 + minutes * 60)
+
+
+# Years whose offset changes a zone hands the core: Telegram's lifetime and then some.
+_ZONE_YEARS = (2000, 2050)
+
+
+def zone_changes(name: str) -> list[tuple[int, int]]:
+    """A time zone's offset changes as (UTC instant, offset in seconds from then on), from the
+    tz database (Python's zoneinfo): how the core turns an export's local times into UTC
+    across daylight-saving changes. InvalidInputError for a name the database lacks."""
+    try:
+        zone = zoneinfo.ZoneInfo(name)
+    except (zoneinfo.ZoneInfoNotFoundError, ValueError):
+        raise InvalidInputError(
+            f"--tz must be a UTC offset like +03:00 or a time zone like Europe/Berlin, got {name!r}"
+        ) from None
+
+    def offset(t: int) -> int:
+        delta = dt.datetime.fromtimestamp(t, zone).utcoffset() or dt.timedelta()
+        return int(delta.total_seconds())
+
+    t = calendar.timegm((_ZONE_YEARS[0], 1, 1, 0, 0, 0))
+    end = calendar.timegm((_ZONE_YEARS[1], 1, 1, 0, 0, 0))
+    changes = [(t, offset(t))]
+    while t < end:
+        nxt = t + 86_400  # offsets never change twice in a day
+        if offset(nxt) != changes[-1][1]:
+            lo, hi = t, nxt  # the change is in (lo, hi]: find its second
+            while hi - lo > 1:
+                mid = (lo + hi) // 2
+                lo, hi = (mid, hi) if offset(mid) == changes[-1][1] else (lo, mid)
+            changes.append((hi, offset(hi)))
+        t = nxt
+    return changes
+
+
+def parse_tz(text: str) -> tuple[int | None, list[tuple[int, int]] | None]:
+    """`--tz`: (fixed offset, None) for '+03:00' and the like, (None, zone changes) for a time
+    zone name like 'Europe/Berlin'."""
+    try:
+        return parse_tz_offset(text), None
+    except InvalidInputError:
+        if not re.match(r"^[A-Za-z][A-Za-z0-9_+-]*(/[A-Za-z0-9_+-]+)*$", text.strip()):
+            raise
+    return None, zone_changes(text.strip())
 
 
 class MediaResolver:
