@@ -25,7 +25,7 @@ from tgingest import __version__
 from tgingest.backup import catalog, checksum, files, snapshot
 from tgingest.backup.catalog import Part
 from tgingest.backup.manifest import FileEntry, Manifest, ManifestError, MediaEntry, new_id, scan
-from tgingest.backup.mediafiles import EXT, MediaMismatch, copy_verified, media_path
+from tgingest.backup.mediafiles import MediaMismatch, checked_relative, copy_verified, media_path
 from tgingest.backup.tasks import run_all
 from tgingest.config import Settings
 from tgingest.errors import InvalidInputError
@@ -264,21 +264,22 @@ async def _media(
 ) -> tuple[list[MediaEntry], list[str]]:
     """Copy the media files this backup lists into the shared store next to the backups."""
     where = "" if since is None else f"WHERE {snapshot.changed_since(snap, since)}"
-    rows = await conn.fetch(f"SELECT sha256, ext, size, path FROM media t {where} ORDER BY 1")
+    rows = await conn.fetch(f"SELECT sha256, size, path FROM media t {where} ORDER BY 1")
     listed, missing = [], []
     for r in rows:
-        sha, ext = bytes(r["sha256"]).hex(), str(r["ext"])
-        if not EXT.match(ext):
-            raise ManifestError(f"media {sha} has an unexpected extension {ext!r}")
-        target = media_path(settings.backup_root, sha, ext)
-        source = settings.media_root / r["path"]
+        sha = bytes(r["sha256"]).hex()
+        try:
+            relative = checked_relative(str(r["path"]))
+        except ValueError as e:
+            raise ManifestError(f"media {sha}: {e}") from None
+        target = media_path(settings.backup_root, relative)
         if not target.exists():
             try:
-                await asyncio.to_thread(copy_verified, source, target, sha)
+                await asyncio.to_thread(copy_verified, settings.media_root / relative, target, sha)
             except (FileNotFoundError, MediaMismatch):
                 missing.append(sha)  # reported; `media gc --verify` tells which and why
                 continue
-        listed.append(MediaEntry(sha, ext, int(r["size"])))
+        listed.append(MediaEntry(sha, relative, int(r["size"])))
         if progress is not None:
             progress("media", 0)
     return listed, missing

@@ -50,7 +50,7 @@ class FileEntry:
 @dataclass
 class MediaEntry:
     sha256: str
-    ext: str
+    path: str  # relative, as the warehouse's media table gives it
     size: int
 
 

@@ -74,10 +74,7 @@ def prune(
         result.damaged = [b.id for b in listed if b.manifest is None]
         result.kept, result.deleted = plan(manifests, now, keep_full_days, keep_incremental_days)
         needed = {
-            media_path(root, e.sha256, e.ext)
-            for m in manifests
-            if m.id in result.kept
-            for e in m.media
+            media_path(root, e.path) for m in manifests if m.id in result.kept for e in m.media
         }
         media_root = root / "media"
         stored = [p for p in media_root.rglob("*") if p.is_file()] if media_root.is_dir() else []

@@ -73,14 +73,16 @@ def _token(token: str) -> str:
     return token
 
 
-def changed_since(snap: Snapshot, since: int) -> str:
+def changed_since(snap: Snapshot, since: int, *, reference: int | None = None) -> str:
     """SQL condition on a row (alias `t`) written by a transaction not older than `since`.
 
-    The 32-bit xmin is placed in the 64-bit epoch that makes it no newer than `snap.xmax`.
-    Constants are integers computed here, never text from elsewhere.
+    The 32-bit xmin is placed in the 64-bit epoch that makes it no newer than `reference`: the
+    next transaction id of the snapshot the rows are read in (`snap.xmax` when they are read in
+    `snap` itself). Constants are integers computed here, never text from elsewhere.
     """
-    base = (snap.xmax >> 32) << 32
-    low = snap.xmax & (XID_SPAN - 1)
+    top = snap.xmax if reference is None else reference
+    base = (top >> 32) << 32
+    low = top & (XID_SPAN - 1)
     x = "t.xmin::text::bigint"
     full = f"({base} + {x} - CASE WHEN {x} > {low} THEN {XID_SPAN} ELSE 0 END)"
     # xids 0-2 are special (invalid, bootstrap, frozen): as old as it gets.

@@ -11,17 +11,17 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
-import hashlib
 import json
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import asyncpg
+import zstandard
 
 from tgingest.backup import checksum, files, restore
 from tgingest.backup.manifest import VERIFIED, Manifest, chain
-from tgingest.backup.mediafiles import media_path
+from tgingest.backup.mediafiles import content_sha256, media_path
 from tgingest.backup.scratch import scratch_database
 from tgingest.fs import write_private
 
@@ -58,19 +58,17 @@ def check_files(root: Path, manifests: list[Manifest], progress: Progress | None
             if progress is not None:
                 progress(entry.relation, entry.bytes)
         for media in m.media:
-            path = media_path(root, media.sha256, media.ext)
+            path = media_path(root, media.path)
             result.media += 1
             if not path.is_file():
-                result.problems.append(f"media/{path.relative_to(root / 'media')} is missing")
+                result.problems.append(f"media/{media.path} is missing")
                 continue
-            digest = hashlib.sha256()
-            with path.open("rb") as f:
-                while chunk := f.read(files.CHUNK):
-                    digest.update(chunk)
-            if digest.hexdigest() != media.sha256:
-                result.problems.append(
-                    f"media/{path.relative_to(root / 'media')} is corrupt (its SHA-256 differs)"
-                )
+            try:
+                same = content_sha256(path) == media.sha256
+            except zstandard.ZstdError:
+                same = False
+            if not same:
+                result.problems.append(f"media/{media.path} is corrupt (its SHA-256 differs)")
     return result
 
 

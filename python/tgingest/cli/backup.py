@@ -1,7 +1,9 @@
 """`tgingest backup` (create, list, verify, prune) and `tgingest restore`: logical backups.
 
-Long work shows a progress bar on stderr (not with --json, nor when
-stderr is not a terminal); every command prints one JSON object with --json.
+`add_parsers` also registers the other data-protection commands (cli/lifecycle.py: partitions,
+archives, media gc), so the top-level parser needs one call. Long work shows a progress bar on
+stderr (not with --json, nor when stderr is not a terminal); every command prints one JSON
+object with --json.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from rich.table import Table
 from tgingest.backup import logical, manifest, prune, restore, verify
 from tgingest.backup.mediafiles import restore_media
 from tgingest.backup.scratch import server_dsn
+from tgingest.cli import lifecycle
 from tgingest.cli.common import (
     Subparsers,
     add_command,
@@ -112,6 +115,7 @@ def add_parsers(sub: Subparsers) -> None:
     r.add_argument("--no-media", action="store_true", help="do not copy media files back")
     r.add_argument("--json", action="store_true", help="print one JSON object")
     r.set_defaults(handler=cmd_restore)
+    lifecycle.add_parsers(sub)
 
 
 @contextlib.contextmanager

@@ -25,6 +25,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from tgingest.backup.lifecycle import run_daily
 from tgingest.config import Settings
 from tgingest.daemon.committer import InProcessSink, Sink
 from tgingest.daemon.config import ChatConfig, DaemonConfig
@@ -268,6 +269,8 @@ class Daemon:
             chat.wake.set()  # reconcile at start
             self._spawn(self._chat_loop(chat), f"chat-{chat.chat_id}")
         self._spawn(self._status_loop(), "status")
+        assert self.db is not None
+        self._spawn(run_daily(self.db, self.settings), "partitions-maintain")
 
     def _spawn(self, coro: Awaitable[Any], name: str) -> None:
         self._tasks.append(asyncio.create_task(coro, name=name))  # type: ignore[arg-type]
