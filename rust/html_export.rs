@@ -39,10 +39,7 @@ pub use dates::NO_OFFSET as NO_OFFSET_ERROR;
 pub(crate) use text::Links;
 
 /// The first words of the block Desktop writes for a message it could not export.
-pub(crate) struct Unsupported;
-impl Unsupported {
-    pub const SENTENCE: &'static str = "This message is not supported by this version";
-}
+pub(crate) const UNSUPPORTED: &str = "This message is not supported by this version";
 
 #[derive(Debug, Clone)]
 pub struct HtmlOptions {

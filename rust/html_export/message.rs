@@ -12,7 +12,7 @@
 use super::dates::{self, Clock, LocalDate};
 use super::dom::{Dom, ROOT};
 use super::text::{self, Links};
-use super::{media, Unsupported};
+use super::{media, UNSUPPORTED};
 use crate::message::{MessageKind, RawMessage};
 use crate::service_text;
 use serde_json::{json, Map, Value};
@@ -182,7 +182,7 @@ fn service(
     // A service block breaks the chain of joined messages.
     *ctx = Context::default();
     let mut m = RawMessage::text(chat_id, id, 0, "");
-    if sentence.starts_with(Unsupported::SENTENCE) {
+    if sentence.starts_with(UNSUPPORTED) {
         m.kind = MessageKind::Unsupported;
         return Ok(Mapped::Message(Box::new(m), None));
     }
