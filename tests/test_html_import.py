@@ -434,3 +434,31 @@ async def test_a_time_zone_dates_summer_pages_right(settings, tmp_path) -> None:
         settings, "import", str(folder), "--chat-id", str(CHAT), "--tz", "Mars/Base", check=False
     )
     assert unknown.returncode == 1 and "Europe/Berlin" in unknown.stderr
+
+
+async def test_rows_stored_before_service_sentences_get_them_on_reimport(settings) -> None:
+    """A warehouse from before migration 0004: service rows without a sentence (and the present
+    masks the migration leaves). Importing the export again fills the sentence and the search
+    tokens, so the old rows become searchable."""
+    await import_export(settings, FIXTURE / "json")
+    conn = await asyncpg.connect(settings.dsn)
+    try:
+        await conn.execute(
+            """UPDATE messages SET service_text = NULL, search = to_tsvector('simple', '')
+               WHERE kind = 'service'"""
+        )
+        await conn.execute("UPDATE message_keys SET present = present & 32767")
+        assert not await conn.fetchval(
+            "SELECT count(*) FROM messages WHERE search @@ 'pinned'::tsquery"
+        )
+        again = await import_export(settings, FIXTURE / "json")
+        assert again.counts.new == 0 and again.counts.quarantined == 0
+        texts = dict(await conn.fetch("SELECT message_id, service_text FROM messages"))
+        assert texts[22] == "Alice Smith pinned this message"
+        found = await conn.fetch(
+            "SELECT message_id FROM messages WHERE search @@ 'pinned'::tsquery"
+        )
+        assert [r[0] for r in found] == [22]
+        assert await conn.fetchval("SELECT count(*) FROM message_versions") == 0
+    finally:
+        await conn.close()
