@@ -56,7 +56,8 @@ def zone_changes(name: str) -> list[tuple[int, int]]:
         zone = zoneinfo.ZoneInfo(name)
     except (zoneinfo.ZoneInfoNotFoundError, ValueError):
         raise InvalidInputError(
-            f"--tz must be a UTC offset like +03:00 or a time zone like Europe/Berlin, got {name!r}"
+            f"--tz must look like +03:00 or -05:30, or name a time zone like Europe/Berlin, "
+            f"got {name!r}"
         ) from None
 
     def offset(t: int) -> int:
