@@ -24,6 +24,7 @@ from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
 from tgingest._core import process_batch, sha256_files
+from tgingest.cache.invalidator import Invalidator
 from tgingest.config import Settings
 from tgingest.errors import DatabaseError, StorageIOError, UnsafePathError
 from tgingest.records import (
@@ -80,9 +81,14 @@ Progress = Callable[[RunSummary], None]
 
 
 class Pipeline:
-    def __init__(self, db: Database, settings: Settings) -> None:
+    def __init__(
+        self, db: Database, settings: Settings, *, invalidator: Invalidator | None = None
+    ) -> None:
         self.db = db
         self.settings = settings
+        # Told what each commit changed, after COMMIT and before commit() returns, so a read
+        # that starts afterwards never meets the old version in a cache (tgingest/cache/).
+        self.invalidator = invalidator or Invalidator.from_settings(settings)
         self.partitions = Partitions()
         self.media = MediaStore(settings.media_root)
         self.replay: ReplayFilter | None = None
@@ -108,6 +114,8 @@ class Pipeline:
         """Save the replay filter if the database can still be asked for its watermark; a
         filter that cannot be saved is removed, and the next run rebuilds it."""
         self._worker.shutdown(wait=False)
+        if self.invalidator is not None:
+            await self.invalidator.aclose()
         if self.replay is None:
             return
         try:
@@ -152,8 +160,11 @@ class Pipeline:
         when the database still takes one, and raises: DatabaseError when the connection did not
         come back, the error itself otherwise."""
         budget = self.settings.db_retry_seconds
+        attempts = 0
 
         async def attempt() -> BatchCounts:
+            nonlocal attempts
+            attempts += 1
             conn = await self.db.pool.acquire()
             try:
                 limit = self.settings.max_new_partitions - self.new_partitions
@@ -171,6 +182,8 @@ class Pipeline:
         try:
             counts = await retrying(attempt, budget=budget, what=what)
         except Exception as e:
+            if self.invalidator is not None and attempts > 1:  # an attempt may have committed
+                await self.invalidator.after_commit(p, None, uncertain=True)
             if is_transient(e):
                 raise DatabaseError(
                     f"lost the connection to PostgreSQL ({describe(e)}) and it did not come "
@@ -178,6 +191,8 @@ class Pipeline:
                 ) from None
             await self._record_failure(p.source, e)
             raise
+        if self.invalidator is not None:
+            await self.invalidator.after_commit(p, counts, uncertain=attempts > 1)
         if counts.stale_filter and self.trust_filter:
             log.warning("the replay filter missed stored messages; verifying every row from now")
             self.trust_filter = False

@@ -28,17 +28,18 @@ from tgingest.cli.common import (
 )
 from tgingest.config import Settings
 from tgingest.highlight import highlight
+from tgingest.read_args import MAX_PAGE, MAX_WINDOW, check_search
 from tgingest.store import queries
 from tgingest.store.database import Database
-
-MAX_PAGE = 1000  # rows per page (--limit)
-MAX_WINDOW = 100_000  # matches ranked per search (--window)
+from tgingest.warehouse import Warehouse
 
 # The options of `search` and whether each takes a value: every other word starting with "-" is
 # part of the query (`tgingest search postgres -mysql` needs no `--`).
 _SEARCH_OPTIONS = {
     "--chat": True,
     "--since": True,
+    "--until": True,
+    "--all": False,
     "--limit": True,
     "--after": True,
     "--window": True,
@@ -78,7 +79,8 @@ def add_parsers(sub: Subparsers) -> None:
         "search",
         "Full-text search in any script; ranked, newest first among equals, keyset-paginated.",
         'tgingest search "postgres backup"',
-        "tgingest search 数据库 --chat -1001234567890 --since 2024-01-01",
+        "tgingest search 数据库 --chat -1001234567890 --since 2024-01-01 --until 2024-07-01",
+        "tgingest search 'backup failed' --all --limit 50",
         'tgingest search "exact phrase" -spam --json',
     )
     p.add_argument(
@@ -88,6 +90,7 @@ def add_parsers(sub: Subparsers) -> None:
     )
     p.add_argument("--chat", type=int64, help="only this chat id")
     p.add_argument("--since", type=parse_date, help="only messages on or after this date (UTC)")
+    p.add_argument("--until", type=parse_date, help="only messages before this date (UTC)")
     p.add_argument(
         "--limit",
         type=bounded(1, MAX_PAGE),
@@ -101,6 +104,11 @@ def add_parsers(sub: Subparsers) -> None:
         default=queries.SEARCH_WINDOW,
         help="rank this many most recent matches (default %(default)s; use --since or "
         "--chat to reach further back quickly)",
+    )
+    p.add_argument(
+        "--all",
+        action="store_true",
+        help="rank every match instead of a window (slower on common words)",
     )
     p.add_argument("--json", action="store_true", help="print one JSON object")
     p.set_defaults(handler=cmd_search)
@@ -151,11 +159,6 @@ def add_parsers(sub: Subparsers) -> None:
     p.set_defaults(handler=cmd_quarantine)
 
 
-async def _known_chat(conn: Any, chat_id: int) -> None:
-    if not await queries.chat_exists(conn, chat_id):
-        fail(f"no chat {chat_id} in the warehouse (tgingest stats lists the chats)")
-
-
 def _message_line(r: Any, query: str | None = None) -> str:
     # A service message reads as its sentence ("Alice pinned this message"), in italics.
     sentence = r["service_text"] if not r["text"] else None
@@ -177,107 +180,92 @@ def _message_line(r: Any, query: str | None = None) -> str:
 
 async def cmd_search(args: argparse.Namespace, settings: Settings) -> int:
     query = " ".join(args.query)
-    queries.search_tsquery(query)  # refuse an unsearchable or huge query before connecting
-    after = queries.SearchCursor.decode(args.after) if args.after else None
-
-    async def run(db: Database) -> int:
-        async with db.pool.acquire() as conn:
-            if args.chat is not None:
-                await _known_chat(conn, args.chat)
-            rows = await queries.search(
-                conn,
-                query,
-                chat_id=args.chat,
-                since=args.since,
-                limit=args.limit,
-                after=after,
-                window=args.window,
-            )
-        cursor = None
-        if len(rows) == args.limit:
-            last = rows[-1]
-            cursor = queries.SearchCursor(
-                last["rank"], last["date"], last["chat_id"], last["message_id"]
-            ).encode()
-        if args.json:
-            print_json({"query": query, "results": rows, "next": cursor})
-            return 0
-        for r in rows:
-            console.print(_message_line(r, query))
-        if not rows:
-            console.print("no matches")
-        if cursor:
-            console.print(f"[dim]next page: --after {cursor}[/]")
+    # Refuse an unsearchable or huge query, a bad cursor or since >= until before connecting.
+    _, _, _, _, _, after = check_search(
+        query,
+        limit=args.limit,
+        window=args.window,
+        since=args.since,
+        until=args.until,
+        after=args.after,
+        rank_all=args.all,
+    )
+    async with Warehouse(settings=settings) as wh:
+        page = await wh.search(
+            query,
+            chat_id=args.chat,
+            since=args.since,
+            until=args.until,
+            limit=args.limit,
+            after=after,
+            window=args.window,
+            rank_all=args.all,
+        )
+    if args.json:
+        print_json(page.as_dict())
         return 0
-
-    return await with_db(settings, run)
+    for hit in page.hits:
+        console.print(_message_line(hit.message.as_dict(), query))
+    if not page.hits:
+        console.print("no matches")
+    if page.next:
+        console.print(f"[dim]next page: --after {page.next}[/]")
+    return 0
 
 
 async def cmd_timeline(args: argparse.Namespace, settings: Settings) -> int:
-    async def run(db: Database) -> int:
-        async with db.pool.acquire() as conn:
-            await _known_chat(conn, args.chat)
-            rows = await queries.timeline(conn, args.chat, before=args.before, limit=args.limit)
-        following = rows[-1]["message_id"] if rows and len(rows) == args.limit else None
-        if args.json:
-            print_json(
-                {"chat_id": args.chat, "messages": [dict(r) for r in rows], "next": following}
-            )
-            return 0
-        for r in rows:
-            console.print(_message_line(r))
-        if following is not None:
-            console.print(f"[dim]next page: --before {following}[/]")
-        if not rows:
-            console.print(
-                f"no messages in chat {args.chat}" + (" before that id" if args.before else "")
-            )
+    async with Warehouse(settings=settings) as wh:
+        page = await wh.timeline(args.chat, before=args.before, limit=args.limit)
+    if args.json:
+        print_json(page.as_dict())
         return 0
-
-    return await with_db(settings, run)
+    for m in page.messages:
+        console.print(_message_line(m.as_dict()))
+    if page.next is not None:
+        console.print(f"[dim]next page: --before {page.next}[/]")
+    if not page.messages:
+        console.print(
+            f"no messages in chat {args.chat}" + (" before that id" if args.before else "")
+        )
+    return 0
 
 
 async def cmd_stats(args: argparse.Namespace, settings: Settings) -> int:
-    async def run(db: Database) -> int:
-        async with db.pool.acquire() as conn:
-            if args.chat is not None:
-                await _known_chat(conn, args.chat)
-            rows = await queries.chat_stats(conn, args.chat)
-        if args.json:
-            print_json({"chats": [dict(r) for r in rows]})
-            return 0
-        if not rows:
-            console.print("the warehouse holds no chats yet (tgingest import adds some)")
-            return 0
-        # Chat ids are what `timeline` takes: they come first and are never cut, whatever the
-        # width; the title goes last and is the one shortened (with …) to fit the terminal.
-        cells = [
-            (
-                str(r["chat_id"]),
-                f"{r['messages'] or 0:,}",
-                f"{r['media'] or 0:,}",
-                str(r["first_day"] or ""),
-                str(r["last_day"] or ""),
-                (r["title"] or "") + (f" ({r['type']})" if r["type"] else ""),
-            )
-            for r in rows
-        ]
-        head = ("chat id", "messages", "media", "first day", "last day", "title (type)")
-        widths = [max(len(head[i]), *(len(c[i]) for c in cells)) for i in range(5)]
-
-        def line(values: tuple[str, ...]) -> str:
-            fixed = [
-                v.rjust(w) if i in (1, 2) else v.ljust(w)
-                for i, (v, w) in enumerate(zip(values, widths, strict=False))
-            ]
-            return "  ".join([*fixed, values[5]])
-
-        console.print(f"[bold]{escape(line(head))}[/]", no_wrap=True, overflow="ellipsis")
-        for c in cells:
-            console.print(escape(line(c)), no_wrap=True, overflow="ellipsis")
+    async with Warehouse(settings=settings) as wh:
+        stats = await wh.stats(args.chat)
+    if args.json:
+        print_json({"chats": [s.as_dict() for s in stats]})
         return 0
+    if not stats:
+        console.print("the warehouse holds no chats yet (tgingest import adds some)")
+        return 0
+    # Chat ids are what `timeline` takes: they come first and are never cut, whatever the
+    # width; the title goes last and is the one shortened (with …) to fit the terminal.
+    cells = [
+        (
+            str(r.chat_id),
+            f"{r.messages:,}",
+            f"{r.media:,}",
+            str(r.first_day or ""),
+            str(r.last_day or ""),
+            (r.title or "") + (f" ({r.type})" if r.type else ""),
+        )
+        for r in stats
+    ]
+    head = ("chat id", "messages", "media", "first day", "last day", "title (type)")
+    widths = [max(len(head[i]), *(len(c[i]) for c in cells)) for i in range(5)]
 
-    return await with_db(settings, run)
+    def line(values: tuple[str, ...]) -> str:
+        fixed = [
+            v.rjust(w) if i in (1, 2) else v.ljust(w)
+            for i, (v, w) in enumerate(zip(values, widths, strict=False))
+        ]
+        return "  ".join([*fixed, values[5]])
+
+    console.print(f"[bold]{escape(line(head))}[/]", no_wrap=True, overflow="ellipsis")
+    for c in cells:
+        console.print(escape(line(c)), no_wrap=True, overflow="ellipsis")
+    return 0
 
 
 async def cmd_quarantine(args: argparse.Namespace, settings: Settings) -> int:

@@ -110,6 +110,16 @@ async def partitions_newest_first(
     return sorted(out, key=lambda p: p[1] or far_future, reverse=True)
 
 
+async def chat_months(conn: asyncpg.Connection, chat_id: int) -> set[dt.date]:
+    """First days of the months holding messages of a chat (search skips the other months)."""
+    rows = await conn.fetch(
+        """SELECT DISTINCT date_trunc('month', day)::date AS month FROM chat_daily_stats
+           WHERE chat_id = $1""",
+        chat_id,
+    )
+    return {r["month"] for r in rows}
+
+
 async def search(
     conn: asyncpg.Connection,
     query: str,
@@ -118,15 +128,26 @@ async def search(
     since: dt.datetime | None = None,
     limit: int = 20,
     after: SearchCursor | None = None,
-    window: int = SEARCH_WINDOW,
+    window: int | None = SEARCH_WINDOW,
+    until: dt.datetime | None = None,
 ) -> list[dict[str, Any]]:
     """Messages matching `query`: the `window` most recent matches, ranked (ts_rank, then
-    newest), keyset-paginated by `after` within that window."""
+    newest), keyset-paginated by `after` within that window; `window` None ranks every match.
+
+    Partitions outside [since, until) are never read, nor, with `chat_id`, the months in which
+    that chat has no message."""
     tsquery = search_tsquery(query)
+    if window is None:
+        return await _search_all(conn, tsquery, chat_id, since, until, limit, after)
+    months = await chat_months(conn, chat_id) if chat_id is not None else None
     candidates: list[dict[str, Any]] = []
-    for name, _lo, hi in await partitions_newest_first(conn):
+    for name, lo, hi in await partitions_newest_first(conn):
         if since is not None and hi is not None and hi <= since:
             break
+        if until is not None and lo is not None and lo >= until:
+            continue
+        if months is not None and lo is not None and lo.date() not in months:
+            continue
         # The partition name comes from pg_class and matched _PARTITION above.
         rows = await conn.fetch(
             f"""SELECT {MESSAGE_COLUMNS}, ts_rank(search, $1::tsquery)::float8 AS rank
@@ -134,12 +155,14 @@ async def search(
                       WHERE search @@ $1::tsquery
                         AND ($2::bigint IS NULL OR chat_id = $2)
                         AND ($3::timestamptz IS NULL OR date >= $3)
+                        AND ($5::timestamptz IS NULL OR date < $5)
                         AND deleted_at IS NULL
                       ORDER BY date DESC LIMIT $4) newest""",
             tsquery,
             chat_id,
             since,
             window - len(candidates),
+            until,
         )
         candidates.extend(dict(r) for r in rows)
         if len(candidates) >= window:
@@ -155,18 +178,47 @@ async def search(
     return candidates[:limit]
 
 
+async def _search_all(
+    conn: asyncpg.Connection,
+    tsquery: str,
+    chat_id: int | None,
+    since: dt.datetime | None,
+    until: dt.datetime | None,
+    limit: int,
+    after: SearchCursor | None,
+) -> list[dict[str, Any]]:
+    """Every match ranked in one statement (PostgreSQL prunes partitions by since/until)."""
+    cursor = (after.rank, after.date, after.chat_id, after.message_id) if after else (None,) * 4
+    rows = await conn.fetch(
+        f"""SELECT * FROM (
+                SELECT {MESSAGE_COLUMNS}, ts_rank(search, $1::tsquery)::float8 AS rank
+                FROM messages
+                WHERE search @@ $1::tsquery
+                  AND ($2::bigint IS NULL OR chat_id = $2)
+                  AND ($3::timestamptz IS NULL OR date >= $3)
+                  AND ($4::timestamptz IS NULL OR date < $4)
+                  AND deleted_at IS NULL) ranked
+            WHERE $6::float8 IS NULL
+               OR (rank, date, chat_id, message_id) < ($6, $7::timestamptz, $8::bigint, $9::bigint)
+            ORDER BY rank DESC, date DESC, chat_id DESC, message_id DESC LIMIT $5""",
+        tsquery,
+        chat_id,
+        since,
+        until,
+        limit,
+        *cursor,
+    )
+    return [dict(r) for r in rows]
+
+
 async def timeline(
     conn: asyncpg.Connection, chat_id: int, *, before: int | None = None, limit: int = 50
 ) -> list[asyncpg.Record]:
-    """A page of one chat, newest first; `before` is the last message id of the previous page."""
-    return await conn.fetch(
-        f"""SELECT {MESSAGE_COLUMNS} FROM messages
-            WHERE chat_id = $1 AND ($2::bigint IS NULL OR message_id < $2)
-            ORDER BY message_id DESC LIMIT $3""",
-        chat_id,
-        before,
-        limit,
-    )
+    """A page of one chat, newest first; `before` is the last message id of the previous page.
+    Paged by (date, message_id), one monthly partition at a time (store/timeline.py)."""
+    from tgingest.store.timeline import timeline as keyset_timeline  # it imports this module
+
+    return await keyset_timeline(conn, chat_id, before=before, limit=limit)
 
 
 async def chat_stats(conn: asyncpg.Connection, chat_id: int | None = None) -> list[asyncpg.Record]:
