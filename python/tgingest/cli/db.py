@@ -8,6 +8,7 @@ import re
 from rich.markup import escape
 from rich.table import Table
 
+from tgingest.cli import report
 from tgingest.cli.common import Subparsers, add_command, console, print_json, with_db
 from tgingest.config import Settings
 from tgingest.store import queries
@@ -15,15 +16,25 @@ from tgingest.store.database import Database
 
 
 def add_parser(sub: Subparsers) -> None:
-    p = add_command(sub, "db", "Database maintenance.", "tgingest db info", "tgingest db upgrade")
+    p = add_command(
+        sub,
+        "db",
+        "Database maintenance.",
+        "tgingest db info",
+        "tgingest db report",
+        "tgingest db upgrade",
+    )
     dsub = p.add_subparsers(dest="action", required=True, metavar="ACTION")
     di = dsub.add_parser("info", help="which PostgreSQL, size, partitions, row counts, alerts")
     di.add_argument("--json", action="store_true")
     dsub.add_parser("upgrade", help="apply pending schema migrations (safe to run twice)")
+    report.add_parser(dsub)
     p.set_defaults(handler=cmd_db)
 
 
 async def cmd_db(args: argparse.Namespace, settings: Settings) -> int:
+    if args.action == "report":
+        return await report.cmd_report(args, settings)
     if args.action == "upgrade":
         from tgingest.store import migrations
 
