@@ -7,7 +7,7 @@ CARGO ?= cargo
 export CARGO_TERM_COLOR ?= never
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
-.PHONY: test demo bench build lint rust-test py-test bench-quick faults clean
+.PHONY: test demo bench build lint rust-test py-test bench-quick faults clean system-deps
 
 $(BIN)/python:
 	@echo "creating $(VENV)"
@@ -38,7 +38,17 @@ lint: $(VENV)/.deps
 rust-test:
 	$(CARGO) test --no-default-features --quiet
 
-py-test: build
+# pgBackRest drives physical backups and point-in-time drills (tests/protection); it is a
+# system package: installed with apt-get when missing (other systems: see the README).
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+system-deps:
+	@command -v pgbackrest >/dev/null 2>&1 || { \
+	  echo "installing pgbackrest (apt-get)"; \
+	  { $(SUDO) apt-get install -y -qq pgbackrest >/dev/null 2>&1 \
+	    || { $(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq pgbackrest >/dev/null; }; } \
+	  || { echo "cannot install pgbackrest: install it yourself (README, Backups)"; exit 1; }; }
+
+py-test: build system-deps
 	$(BIN)/python -m mypy.stubtest tgingest._core
 	$(BIN)/python -m pytest -q tests benches
 
@@ -57,6 +67,12 @@ faults: build
 bench: build
 	$(BIN)/python -m pytest -q benches --benchmark-enable --benchmark-columns=median,ops \
 	  -o addopts="-p no:cacheprovider" --bench-write-table
+
+# The read path at 10M messages (benches/scale_10m.py, named here: `make test` never collects
+# it): about an hour and ~15 GB of disk; its rows go to their own section of benches/README.md.
+.PHONY: bench-10m
+bench-10m: build
+	$(BIN)/python -m pytest -q -s benches/scale_10m.py -o addopts="-p no:cacheprovider"
 
 clean:
 	rm -rf $(VENV) target

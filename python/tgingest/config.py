@@ -97,7 +97,7 @@ class Protection:
     media_grace_hours: `media gc` leaves younger unreferenced files alone
         (TGINGEST_MEDIA_GC_GRACE_HOURS, default 24).
     pgbackrest_config / pgbackrest_stanza / pgbackrest_repo: physical backups
-        (TGINGEST_PGBACKREST_CONFIG, default /etc/pgbackrest/conf.d/tgingest.conf;
+        (TGINGEST_PGBACKREST_CONFIG, default /etc/pgbackrest/tgingest.conf;
         TGINGEST_PGBACKREST_STANZA, default "tgingest"; TGINGEST_PGBACKREST_REPO, default
         /var/lib/pgbackrest).
     pg_bin: PostgreSQL's programs (TGINGEST_PG_BIN; default: the server's major version under
@@ -113,7 +113,7 @@ class Protection:
     months_ahead: int = 3
     restored_keep_days: int = 30
     media_grace_hours: int = 24
-    pgbackrest_config: Path = Path("/etc/pgbackrest/conf.d/tgingest.conf")
+    pgbackrest_config: Path = Path("/etc/pgbackrest/tgingest.conf")
     pgbackrest_stanza: str = "tgingest"
     pgbackrest_repo: Path = Path("/var/lib/pgbackrest")
     pg_bin: Path | None = None
@@ -145,7 +145,7 @@ class Protection:
             restored_keep_days=_int(env, "TGINGEST_RESTORED_KEEP_DAYS", 30, 1, 36_500),
             media_grace_hours=_int(env, "TGINGEST_MEDIA_GC_GRACE_HOURS", 24, 0, 24 * 3650),
             pgbackrest_config=path("TGINGEST_PGBACKREST_CONFIG")
-            or Path("/etc/pgbackrest/conf.d/tgingest.conf"),
+            or Path("/etc/pgbackrest/tgingest.conf"),
             pgbackrest_stanza=stanza,
             pgbackrest_repo=path("TGINGEST_PGBACKREST_REPO") or Path("/var/lib/pgbackrest"),
             pg_bin=path("TGINGEST_PG_BIN"),

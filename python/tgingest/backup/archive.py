@@ -37,6 +37,7 @@ import asyncpg
 from tgingest.backup import catalog, checksum, files, snapshot
 from tgingest.backup.catalog import checked
 from tgingest.backup.partition_ops import move_default_rows
+from tgingest.backup.tasks import connection
 from tgingest.errors import InvalidInputError
 from tgingest.fs import write_private
 from tgingest.store.partitions import Partitions, partition_name
@@ -111,44 +112,42 @@ async def archive_partition(
     started = dt.datetime.now(dt.UTC)
     month = month_of(partition)
     checked(partition)
-    async with pool.acquire() as conn:
+    async with connection(pool) as conn:
         snap = await snapshot.begin(conn)
+        # On any failure connection() closes the connection, transaction and all.
+        await checksum.fix_text_forms(conn)
+        columns = await catalog.columns(conn, partition)
+        names = [n for n, _ in columns]
+        rows, digest = await checksum.of(conn, partition, names)
+        recent = await _recent(conn, partition, names, snap)
+        warehouse_id = str(await conn.fetchval("SELECT warehouse_id FROM warehouse"))
+        schema_version = int(await conn.fetchval("SELECT max(version) FROM schema_migrations"))
+        if rows == 0:
+            await conn.execute("ROLLBACK")
+            outcome = await _drop(conn, partition, snap, (0, recent), None)
+            return Archived(partition, None, 0, 0, _since(started), outcome)
+        stem = f"{partition}-{now.astimezone(dt.UTC):%Y%m%dT%H%M%SZ}"
+        part, n = stem, 1
+        while (root / part).exists() or await conn.fetchval(
+            "SELECT EXISTS (SELECT 1 FROM archived_months WHERE part = $1)", part
+        ):
+            n += 1
+            part = f"{stem}-{n}"
+        tmp = files.new_tmp(root, part)
         try:
-            await checksum.fix_text_forms(conn)
-            columns = await catalog.columns(conn, partition)
-            names = [n for n, _ in columns]
-            rows, digest = await checksum.of(conn, partition, names)
-            recent = await _recent(conn, partition, names, snap)
-            warehouse_id = str(await conn.fetchval("SELECT warehouse_id FROM warehouse"))
-            schema_version = int(await conn.fetchval("SELECT max(version) FROM schema_migrations"))
-            if rows == 0:
-                await conn.execute("ROLLBACK")
-                outcome = await _drop(conn, partition, snap, (0, recent), None)
-                return Archived(partition, None, 0, 0, _since(started), outcome)
-            stem = f"{partition}-{now.astimezone(dt.UTC):%Y%m%dT%H%M%SZ}"
-            part, n = stem, 1
-            while (root / part).exists() or await conn.fetchval(
-                "SELECT EXISTS (SELECT 1 FROM archived_months WHERE part = $1)", part
-            ):
-                n += 1
-                part = f"{stem}-{n}"
-            tmp = files.new_tmp(root, part)
+            writer = files.ZstdWriter(tmp / DATA)
             try:
-                writer = files.ZstdWriter(tmp / DATA)
-                try:
-                    await conn.copy_from_table(
-                        partition, columns=names, output=writer.awrite, format="binary"
-                    )
-                    written = writer.close()
-                except BaseException:
-                    writer.abort()
-                    raise
+                await conn.copy_from_table(
+                    partition, columns=names, output=writer.awrite, format="binary"
+                )
+                written = writer.close()
             except BaseException:
-                shutil.rmtree(tmp, ignore_errors=True)
+                writer.abort()
                 raise
-        finally:
-            if conn.is_in_transaction():
-                await conn.execute("ROLLBACK")
+        except BaseException:
+            shutil.rmtree(tmp, ignore_errors=True)
+            raise
+        await conn.execute("ROLLBACK")  # the snapshot's read-only transaction
         try:
             proof = await _prove(conn, tmp / DATA, columns, rows, digest, written.sha256)
             body = asdict(
@@ -284,7 +283,7 @@ async def restore_month(
     pool: asyncpg.Pool, root: Path, month: dt.date, *, keep_days: int
 ) -> tuple[int, list[str]]:
     """Bring every archived part of `month` back into its partition; (rows, parts)."""
-    async with pool.acquire() as conn:
+    async with connection(pool) as conn:
         parts = await conn.fetch(
             """SELECT part, rows, sha256 FROM archived_months
                WHERE month = $1 AND state = 'archived' ORDER BY part""",

@@ -28,6 +28,7 @@ import asyncpg
 
 from tgingest.backup import archive, partition_ops
 from tgingest.backup.catalog import checked, partitions
+from tgingest.backup.tasks import connection
 from tgingest.config import Settings
 from tgingest.store.database import Database
 from tgingest.store.partitions import Partitions
@@ -71,7 +72,7 @@ async def maintain(
 ) -> Report:
     now = now or dt.datetime.now(dt.UTC)
     report = Report(dry_run=dry_run)
-    async with db.pool.acquire() as conn:
+    async with connection(db.pool) as conn:
         if not await conn.fetchval("SELECT pg_try_advisory_lock($1)", _LOCK_KEY):
             report.skipped = "another `partitions maintain` is running on this database"
             return report
@@ -109,7 +110,7 @@ async def maintain(
             report.archived.append(done.__dict__)
             if done.outcome in ("changed", "busy"):
                 report.problems.append(f"{name}: {done.outcome}; tried again next run")
-        async with db.pool.acquire() as conn:
+        async with connection(db.pool) as conn:
             report.superseded_removed = await archive.remove_superseded(conn, settings.archive_root)
     return report
 

@@ -26,7 +26,7 @@ from tgingest.backup import catalog, checksum, files, snapshot
 from tgingest.backup.catalog import Part
 from tgingest.backup.manifest import FileEntry, Manifest, ManifestError, MediaEntry, new_id, scan
 from tgingest.backup.mediafiles import MediaMismatch, checked_relative, copy_verified, media_path
-from tgingest.backup.tasks import run_all
+from tgingest.backup.tasks import connection, run_all
 from tgingest.config import Settings
 from tgingest.errors import InvalidInputError
 from tgingest.store.database import Database
@@ -92,39 +92,33 @@ async def create(
         files.remove_stale(root)
         now = dt.datetime.now(dt.UTC)
         parent = choose_parent(settings, kind, now)
-        async with db.pool.acquire() as first, db.pool.acquire() as second:
+        async with connection(db.pool) as first, connection(db.pool) as second:
             snap = await snapshot.begin(first)
+            warehouse_id = str(await first.fetchval("SELECT warehouse_id FROM warehouse"))
+            if parent is not None:
+                why = _same_database(parent, snap, warehouse_id)
+                if why is not None:
+                    if kind == "incremental":
+                        raise InvalidInputError(
+                            f"cannot build an incremental on {parent.id}: {why}; make a full "
+                            "backup (tgingest backup create --full)"
+                        )
+                    parent = None
+            backup_id = new_id(root, "full" if parent is None else "incr", now)
+            tmp = files.new_tmp(root, backup_id)
             try:
-                warehouse_id = str(await first.fetchval("SELECT warehouse_id FROM warehouse"))
-                if parent is not None:
-                    why = _same_database(parent, snap, warehouse_id)
-                    if why is not None:
-                        if kind == "incremental":
-                            raise InvalidInputError(
-                                f"cannot build an incremental on {parent.id}: {why}; make a "
-                                "full backup (tgingest backup create --full)"
-                            )
-                        parent = None
-                backup_id = new_id(root, "full" if parent is None else "incr", now)
-                tmp = files.new_tmp(root, backup_id)
-                try:
-                    await snapshot.join(second, snap)
-                    manifest = await _write(
-                        (first, second), snap, parent, backup_id, tmp, settings, now,
-                        warehouse_id, progress, total,
-                    )  # fmt: skip
-                    manifest.write(tmp)
-                    files.publish(tmp, root / backup_id)
-                except BaseException:
-                    shutil.rmtree(tmp, ignore_errors=True)
-                    raise
-            finally:
-                for conn in (first, second):
-                    try:
-                        if not conn.is_closed() and conn.is_in_transaction():
-                            await conn.execute("ROLLBACK")  # read only: nothing to undo
-                    except Exception:
-                        conn.terminate()
+                await snapshot.join(second, snap)
+                manifest = await _write(
+                    (first, second), snap, parent, backup_id, tmp, settings, now,
+                    warehouse_id, progress, total,
+                )  # fmt: skip
+                manifest.write(tmp)
+                files.publish(tmp, root / backup_id)
+            except BaseException:
+                shutil.rmtree(tmp, ignore_errors=True)
+                raise
+            for conn in (first, second):
+                await conn.execute("ROLLBACK")  # read only: nothing to undo
     return manifest
 
 

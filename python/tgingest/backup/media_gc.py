@@ -27,6 +27,7 @@ from pathlib import Path
 import zstandard
 
 from tgingest.backup.mediafiles import RELATIVE, content_sha256
+from tgingest.backup.tasks import connection
 from tgingest.config import Settings
 from tgingest.fs import private_dir
 from tgingest.store.database import Database
@@ -75,7 +76,7 @@ async def gc(
     report = GcReport(dry_run=dry_run)
     if not root.is_dir():
         return report
-    async with db.pool.acquire() as conn:
+    async with connection(db.pool) as conn:
         named = {bytes(r[0]).hex() for r in await conn.fetch("SELECT sha256 FROM media")}
     stored: set[str] = set()
     for path in await asyncio.to_thread(_walk, root):
@@ -130,7 +131,7 @@ async def _empty_trash(
         entries.append((path, name))
     if not entries:
         return
-    async with db.pool.acquire() as conn:
+    async with connection(db.pool) as conn:
         rows = await conn.fetch(
             "SELECT sha256, path FROM media WHERE sha256 = ANY($1::bytea[])",
             [bytes.fromhex(name[:64]) for _, name in entries if len(name) >= 64],
@@ -175,7 +176,7 @@ async def _verify(
         return True
     target = root / QUARANTINE / f"{int(time.time())}-{path.name}"
     _move(path, target)
-    async with db.pool.acquire() as conn:
+    async with connection(db.pool) as conn:
         await conn.execute(
             """INSERT INTO quarantine (source, source_file, error)
                VALUES ('media-gc', $1, $2) ON CONFLICT DO NOTHING""",

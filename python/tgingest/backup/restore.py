@@ -28,7 +28,7 @@ import asyncpg
 from tgingest.backup import catalog, files
 from tgingest.backup.catalog import checked
 from tgingest.backup.manifest import FileEntry, Manifest
-from tgingest.backup.tasks import run_all
+from tgingest.backup.tasks import connection, run_all
 from tgingest.errors import InvalidInputError
 from tgingest.store import migrations
 from tgingest.store.partitions import Partitions
@@ -97,7 +97,7 @@ async def restore(
     index out (a scratch restore that is only compared, never searched)."""
     t0 = asyncio.get_running_loop().time()
     done = Restored([m.id for m in chain])
-    async with pool.acquire() as conn:
+    async with connection(pool) as conn:
         await check_target(conn, overwrite=overwrite)
     previous: Manifest | None = None
     for manifest in chain:
@@ -105,7 +105,7 @@ async def restore(
         previous = manifest
         done.bytes += manifest.bytes
     last = chain[-1]
-    async with pool.acquire() as conn:
+    async with connection(pool) as conn:
         await migrations.upgrade(conn)
         for name, value in last.sequences.items():
             if await conn.fetchval("SELECT to_regclass($1) IS NOT NULL", checked(name)):
@@ -114,7 +114,7 @@ async def restore(
                 )
     if search_index:
         await _build_search_index(pool)
-    async with pool.acquire() as conn:
+    async with connection(pool) as conn:
         for relation in last.state:
             done.rows[relation] = int(
                 await conn.fetchval(f"SELECT count(*) FROM ONLY {checked(relation)}")
@@ -136,7 +136,7 @@ async def _apply(
     progress: Progress | None,
 ) -> None:
     folder = root / manifest.id
-    async with pool.acquire() as conn:
+    async with connection(pool) as conn:
         await migrations.upgrade(conn, upto=manifest.schema_version)
         await conn.execute(f"DROP INDEX IF EXISTS {_SEARCH_INDEX}")
         fresh = await _match_partitions(conn, manifest, previous)
@@ -155,7 +155,7 @@ async def _apply(
         queue = [e for e in entries if (e.relation in referencing) == phase]
 
         async def worker(queue: list[FileEntry] = queue) -> None:
-            async with pool.acquire() as conn:
+            async with connection(pool) as conn:
                 while queue:
                     entry = queue.pop(0)
                     plain = (
@@ -239,7 +239,7 @@ async def _load(conn: asyncpg.Connection, path: Path, entry: FileEntry, *, plain
 
 async def _build_search_index(pool: asyncpg.Pool) -> None:
     """The GIN index of `messages` as a migration would leave it, one partition per worker."""
-    async with pool.acquire() as conn:
+    async with connection(pool) as conn:
         if await conn.fetchval("SELECT to_regclass($1) IS NOT NULL", _SEARCH_INDEX):
             return
         await conn.execute(f"CREATE INDEX {_SEARCH_INDEX} ON ONLY messages USING gin (search)")
@@ -247,7 +247,7 @@ async def _build_search_index(pool: asyncpg.Pool) -> None:
     queue = list(names)
 
     async def worker() -> None:
-        async with pool.acquire() as conn:
+        async with connection(pool) as conn:
             await conn.execute("SET maintenance_work_mem = '256MB'")
             while queue:
                 name = checked(queue.pop(0))
@@ -257,7 +257,7 @@ async def _build_search_index(pool: asyncpg.Pool) -> None:
                 )
 
     await run_all(*(worker() for _ in range(WORKERS)))
-    async with pool.acquire() as conn:
+    async with connection(pool) as conn:
         for name in names:
             await conn.execute(
                 f"ALTER INDEX {_SEARCH_INDEX} ATTACH PARTITION {checked(name + '_search_idx')}"

@@ -23,6 +23,7 @@ from tgingest.backup import checksum, files, restore
 from tgingest.backup.manifest import VERIFIED, Manifest, chain
 from tgingest.backup.mediafiles import content_sha256, media_path
 from tgingest.backup.scratch import scratch_database
+from tgingest.backup.tasks import connection
 from tgingest.fs import write_private
 
 Progress = Callable[[str, int], None]
@@ -88,7 +89,7 @@ async def verify(
             )
             result.restore_seconds = done.seconds
             result.problems += done.mismatches
-            async with pool.acquire() as conn:
+            async with connection(pool) as conn:
                 await checksum.fix_text_forms(conn)
                 for relation, state in last.state.items():
                     rows, digest = await checksum.of(conn, relation, state["columns"])

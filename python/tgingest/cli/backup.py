@@ -1,9 +1,9 @@
 """`tgingest backup` (create, list, verify, prune) and `tgingest restore`: logical backups.
 
-`add_parsers` also registers the other data-protection commands (cli/lifecycle.py: partitions,
-archives, media gc), so the top-level parser needs one call. Long work shows a progress bar on
-stderr (not with --json, nor when stderr is not a terminal); every command prints one JSON
-object with --json.
+`add_parsers` also registers the other data-protection commands (cli/recovery.py: physical
+backups, drills, replicas; cli/lifecycle.py: partitions, archives, media gc), so the top-level
+parser needs one call. Long work shows a progress bar on stderr (not with --json, nor when
+stderr is not a terminal); every command prints one JSON object with --json.
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ from rich.table import Table
 from tgingest.backup import logical, manifest, prune, restore, verify
 from tgingest.backup.mediafiles import restore_media
 from tgingest.backup.scratch import server_dsn
-from tgingest.cli import lifecycle
+from tgingest.cli import lifecycle, recovery
 from tgingest.cli.common import (
     Subparsers,
     add_command,
@@ -47,6 +47,7 @@ def add_parsers(sub: Subparsers) -> None:
         "tgingest backup list",
         "tgingest backup verify 20240501T030000Z-full",
         "tgingest backup prune --dry-run",
+        "tgingest backup physical check       # pgBackRest: see tgingest backup physical -h",
     )
     bsub = p.add_subparsers(dest="action", required=True, metavar="ACTION")
     c = add_command(
@@ -91,6 +92,7 @@ def add_parsers(sub: Subparsers) -> None:
     pr.add_argument("--dry-run", action="store_true", help="say what would go, delete nothing")
     pr.add_argument("--json", action="store_true", help="print one JSON object")
     pr.set_defaults(handler=cmd_prune)
+    recovery.add_physical_parser(bsub)
 
     r = add_command(
         sub,
@@ -115,6 +117,7 @@ def add_parsers(sub: Subparsers) -> None:
     r.add_argument("--no-media", action="store_true", help="do not copy media files back")
     r.add_argument("--json", action="store_true", help="print one JSON object")
     r.set_defaults(handler=cmd_restore)
+    recovery.add_parsers(sub)
     lifecycle.add_parsers(sub)
 
 
