@@ -68,5 +68,11 @@ bench: build
 	$(BIN)/python -m pytest -q benches --benchmark-enable --benchmark-columns=median,ops \
 	  -o addopts="-p no:cacheprovider" --bench-write-table
 
+# The read path at 10M messages (benches/scale_10m.py, named here: `make test` never collects
+# it): about an hour and ~15 GB of disk; its rows go to their own section of benches/README.md.
+.PHONY: bench-10m
+bench-10m: build
+	$(BIN)/python -m pytest -q -s benches/scale_10m.py -o addopts="-p no:cacheprovider"
+
 clean:
 	rm -rf $(VENV) target

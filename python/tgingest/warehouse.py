@@ -36,6 +36,7 @@ from tgingest.read_args import (
 )
 from tgingest.rows import Chat, ChatStats, Media, Message, SearchHit, SearchPage, TimelinePage
 from tgingest.store import lookup, queries
+from tgingest.store import timeline as keyset
 from tgingest.store.database import Database
 from tgingest.store.media import MediaStore
 from tgingest.store.query_stats import QueryTimings
@@ -135,10 +136,21 @@ class Warehouse:
         if before is not None:
             check_id("before", before)
         check_count("limit", limit, 1, MAX_PAGE)
+        # Where the previous page ended, when this Warehouse returned it (a key's date never
+        # changes): the next page then costs one statement, not two.
+        known = self.cache.l1.get(("page end", chat_id, before)) if before is not None else None
         async with self._conn("timeline") as conn:
             await self._known_chat(conn, chat_id)
-            rows = await queries.timeline(conn, chat_id, before=before, limit=limit)
+            rows = await keyset.timeline(
+                conn,
+                chat_id,
+                before=before,
+                limit=limit,
+                before_date=known if isinstance(known, dt.datetime) else None,
+            )
         following = rows[-1]["message_id"] if rows and len(rows) == limit else None
+        if following is not None:
+            self.cache.l1.put(("page end", chat_id, following), rows[-1]["date"])
         return TimelinePage(chat_id, tuple(Message.from_row(r) for r in rows), following)
 
     async def search(

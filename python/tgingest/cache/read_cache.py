@@ -10,6 +10,7 @@ never by commands that do not read single messages.
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -49,6 +50,7 @@ class ReadCache:
         self._client: aioredis.Redis | None = None
         self._warehouse_id = warehouse_id
         self._started = False
+        self._fills: set[asyncio.Task[bool]] = set()
 
     def start(self) -> None:
         """Connect to Redis and start listening (done by the first message read: Redis is
@@ -69,7 +71,13 @@ class ReadCache:
         self.listener = Listener(self._client, names, self.l1, lease=s.cache_lease_ms / 1000)
         self.listener.start()
 
+    async def settle(self) -> None:
+        """Wait for the L2 fills under way (they run off the readers' path)."""
+        if self._fills:
+            await asyncio.gather(*self._fills, return_exceptions=True)
+
     async def aclose(self) -> None:
+        await self.settle()
         if self.listener is not None:
             await self.listener.aclose()
         if self._client is not None:
@@ -99,7 +107,13 @@ class ReadCache:
         found = await load()
         if found is not None:
             if lease is not None and self.l2 is not None:
-                await self.l2.fill(chat_id, message_id, found.full_dict(), lease)
+                # Off the caller's path: the fill's own lease check keeps it safe whenever it
+                # lands, and a read should not wait a Redis round trip to return.
+                fill = asyncio.create_task(
+                    self.l2.fill(chat_id, message_id, found.full_dict(), lease)
+                )
+                self._fills.add(fill)
+                fill.add_done_callback(self._fills.discard)
             self._keep(key, found, epoch)
         return found
 

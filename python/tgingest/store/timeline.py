@@ -44,18 +44,28 @@ def _page_sql(start: dt.date, end: dt.date, keyset: bool) -> str:
 
 
 async def timeline(
-    conn: asyncpg.Connection, chat_id: int, *, before: int | None = None, limit: int = 50
+    conn: asyncpg.Connection,
+    chat_id: int,
+    *,
+    before: int | None = None,
+    limit: int = 50,
+    before_date: dt.datetime | None = None,
 ) -> list[asyncpg.Record]:
     """Up to `limit` messages of one chat, newest first by (date, message_id); with `before`,
-    those that come after message `before` (exclusive) in that order."""
+    those that come after message `before` (exclusive) in that order. `before_date`, the date
+    of message `before` when the caller knows it (a key's date never changes), saves the lookup.
+    """
     cursor: tuple[dt.datetime, int] | None = None
-    if before is not None:
+    if before is not None and before_date is not None:
+        cursor = (before_date, before)
+        day: dt.date | None = before_date.astimezone(dt.UTC).date()
+    elif before is not None:
         at = await conn.fetchrow(_POSITION_SQL, chat_id, before)
         if at is None:
             return []
         # An id that is not stored: page from the nearest stored one below, inclusive.
         cursor = (at["date"], before if at["message_id"] == before else at["message_id"] + 1)
-        day: dt.date | None = at["date"].astimezone(dt.UTC).date()
+        day = at["date"].astimezone(dt.UTC).date()
     else:
         day = await conn.fetchval(_NEWEST_DAY_SQL, chat_id)
     rows: list[asyncpg.Record] = []

@@ -1,0 +1,168 @@
+"""`make bench-10m`: the read path at 10M messages (not part of `make test`: it takes about an
+hour and ~15 GB of disk on a 2-core machine).
+
+Ten chats of 1M generated messages each are written and imported one export at a time (each
+file, ~430 MB, is deleted after its import), then, through the read API: timeline page p99 at
+random positions of one chat against the message_id plan on the same pages, search p95 over the
+multi-script query set, one `search --all` of a common word, and a cold `message()`. Its rows go
+to their own section of benches/README.md (the main table is `make bench`'s). The file name
+keeps it out of the default collection; the Makefile names it.
+"""
+
+from __future__ import annotations
+
+import os
+import random
+import statistics
+import time
+from pathlib import Path
+
+import asyncpg
+import pytest
+
+import tgingest
+from tgingest.config import Settings
+from tgingest.pipeline import Pipeline
+from tgingest.samples import write_export
+from tgingest.sources.desktop import DesktopExport
+from tgingest.store import queries
+from tgingest.store.database import Database
+
+pytestmark = pytest.mark.pg
+
+CHATS = int(os.environ.get("BENCH_10M_CHATS", "10"))
+PER_CHAT = int(os.environ.get("BENCH_10M_PER_CHAT", "1000000"))
+QUERIES = ["数据库", "天気", "Встреча", '"backup finished"', "회의는", "#rustlang", "資料庫"]
+START, END = "<!-- bench-10m:start -->", "<!-- bench-10m:end -->"
+
+
+def _p(samples: list[float], q: int) -> float:
+    return statistics.quantiles(samples, n=100)[q - 1]
+
+
+async def test_ten_million_messages(pg_dsn, tmp_path, record) -> None:
+    total = CHATS * PER_CHAT
+    settings = Settings(dsn=pg_dsn, data_dir=tmp_path / "data", bloom_capacity=2 * total)
+    chat_ids = [-(10**12 + 1_700_000_000 + k) for k in range(CHATS)]
+    t0 = time.perf_counter()
+    async with await Database.open(settings) as db, Pipeline(db, settings) as pipeline:
+        for k, chat_id in enumerate(chat_ids):
+            path = write_export(
+                tmp_path / f"exp{k}", messages_per_chat=PER_CHAT, seed=k, with_media=False
+            )
+            export = DesktopExport(path, chat_id=chat_id)
+            export.with_media = False
+            assert (await pipeline.run(export)).counts.new == PER_CHAT
+            path.unlink()
+        async with db.pool.acquire() as conn:
+            await conn.execute("VACUUM ANALYZE")
+    import_s = time.perf_counter() - t0
+
+    rows = []
+    rng = random.Random(3)
+    chat = chat_ids[0]
+    async with tgingest.Warehouse(settings=settings) as wh:
+        pages, old = [], []
+        conn = await asyncpg.connect(pg_dsn)
+        try:
+            for _ in range(300):
+                before = rng.randint(50, PER_CHAT)
+                t = time.perf_counter()
+                page = await wh.timeline(chat, before=before, limit=50)
+                pages.append((time.perf_counter() - t) * 1000)
+                assert page.messages[0].message_id == before - 1
+                t = time.perf_counter()
+                await conn.fetch(
+                    f"""SELECT {queries.MESSAGE_COLUMNS} FROM messages WHERE chat_id = $1
+                        AND message_id < $2 ORDER BY message_id DESC LIMIT 50""",
+                    chat,
+                    before,
+                )
+                old.append((time.perf_counter() - t) * 1000)
+        finally:
+            await conn.close()
+        search = []
+        for q in QUERIES:
+            for _ in range(10):
+                t = time.perf_counter()
+                assert (await wh.search(q, limit=20)).hits
+                search.append((time.perf_counter() - t) * 1000)
+        t = time.perf_counter()
+        everything = await wh.search("数据库", limit=20, rank_all=True)
+        all_ms = (time.perf_counter() - t) * 1000
+        assert everything.hits
+        cold = []
+        for m in rng.sample(range(1, PER_CHAT + 1), 500):
+            t = time.perf_counter()
+            assert await wh.message(chat, m) is not None
+            cold.append((time.perf_counter() - t) * 1e6)
+
+    n = f"{total:,} rows, {CHATS} chats"
+    rows.append(record("10M: timeline page p99", _p(pages, 99), 5.0, "ms", "< 5 ms", n, goal=1))
+    rows.append(
+        record(
+            "10M: timeline p99 vs the message_id plan",
+            _p(pages, 99),
+            _p(old, 99),
+            "ms",
+            ">= 1 (same pages)",
+            n,
+            goal=1,
+        )
+    )
+    rows.append(
+        record(
+            "10M: search p95 (7 scripts/phrases)",
+            _p(search, 95),
+            100.0,
+            "ms",
+            "< 100 ms",
+            n,
+            goal=1,
+        )
+    )
+    rows.append(
+        record(
+            "10M: search --all '数据库'",
+            all_ms,
+            statistics.median(search),
+            "ms",
+            "(ranking every match)",
+            "baseline: a windowed search (median)",
+        )
+    )
+    rows.append(
+        record(
+            "10M: message() from PostgreSQL",
+            statistics.median(cold),
+            1000.0,
+            "us",
+            "< 1 ms",
+            f"median; import took {import_s / 60:.0f} min",
+            goal=1,
+        )
+    )
+    _write_section(rows)
+
+
+def _write_section(rows: list) -> None:
+    readme = Path(__file__).with_name("README.md")
+    text = readme.read_text()
+    table = [
+        f"Measured {time.strftime('%Y-%m-%d')} by `make bench-10m`, {os.cpu_count()} cores.",
+        "",
+        "| bench | tgingest | baseline | ratio | target | result | note |",
+        "|---|---|---|---|---|---|---|",
+        *(
+            f"| {r.bench} | {r.ours:.4g} {r.unit} | {r.baseline:.4g} {r.unit} | {r.ratio:.2f}x "
+            f"| {r.target} | {r.result} | {r.note} |"
+            for r in rows
+        ),
+    ]
+    if START in text:
+        head, rest = text.split(START, 1)
+        after = rest.split(END, 1)[1]
+        text = head + START + "\n" + "\n".join(table) + "\n" + END + after
+    else:
+        text += f"\n## 10M messages\n\n{START}\n" + "\n".join(table) + f"\n{END}\n"
+    readme.write_text(text)
