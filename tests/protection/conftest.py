@@ -74,3 +74,39 @@ def socket_cluster() -> Iterator[SocketCluster]:
     finally:
         c.stop("immediate")
         shutil.rmtree(root, ignore_errors=True)
+
+
+@contextlib.asynccontextmanager
+async def pgbackrest_cluster(tmp_path: Path) -> AsyncIterator[tuple[SocketCluster, Settings]]:
+    """A throwaway cluster with a database `warehouse`, WAL archiving into a pgBackRest
+    repository of its own (set up by tgingest, restart included), and the Settings to reach it."""
+    import asyncio
+
+    import asyncpg
+
+    from tgingest.backup import physical
+    from tgingest.config import Protection
+
+    with socket_cluster() as cluster:
+        cluster.start()
+        admin = await asyncpg.connect(cluster.db_dsn())
+        await admin.execute("CREATE DATABASE warehouse")
+        await admin.close()
+        settings = Settings(
+            dsn=cluster.db_dsn("warehouse"),
+            data_dir=tmp_path / "data",
+            protection=Protection(
+                pgbackrest_config=cluster.root / "pgbackrest" / "tgingest.conf",
+                pgbackrest_repo=cluster.root / "repo",
+                pgbackrest_stanza="bench",
+            ),
+        )
+        from tgingest.store.database import Database
+
+        for _ in range(2):  # the second time after the restart archive_mode needs
+            async with await Database.open(settings) as db, db.pool.acquire() as conn:
+                done = await physical.setup(conn, settings, retention_full=2, apply=True)
+            if not done.restart_needed:
+                break
+            await asyncio.to_thread(cluster.restart)
+        yield cluster, settings

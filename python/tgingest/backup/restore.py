@@ -37,6 +37,7 @@ WORKERS = 2
 # Tables whose rows count as "data": a target holding any is not empty.
 _DATA_TABLES = ("messages", "message_keys", "ingest_batches", "chats", "quarantine", "users")
 _SEARCH_INDEX = "messages_search"
+_INDEX_MEMORY = "256MB"  # per worker: GIN builds in fewer, larger passes
 
 Progress = Callable[[str, int], None]
 
@@ -101,7 +102,8 @@ async def restore(
         await check_target(conn, overwrite=overwrite)
     previous: Manifest | None = None
     for manifest in chain:
-        await _apply(pool, root, manifest, previous, progress)
+        last = manifest is chain[-1] and search_index
+        await _apply(pool, root, manifest, previous, progress, index_partitions=last)
         previous = manifest
         done.bytes += manifest.bytes
     last = chain[-1]
@@ -134,7 +136,11 @@ async def _apply(
     manifest: Manifest,
     previous: Manifest | None,
     progress: Progress | None,
+    *,
+    index_partitions: bool = False,
 ) -> None:
+    """Load one backup of the chain; `index_partitions` (the chain's last backup) builds each
+    partition's search index right after its rows, while the other worker still loads."""
     folder = root / manifest.id
     async with connection(pool) as conn:
         await migrations.upgrade(conn, upto=manifest.schema_version)
@@ -156,6 +162,7 @@ async def _apply(
 
         async def worker(queue: list[FileEntry] = queue) -> None:
             async with connection(pool) as conn:
+                await conn.execute(f"SET maintenance_work_mem = '{_INDEX_MEMORY}'")
                 while queue:
                     entry = queue.pop(0)
                     plain = (
@@ -164,6 +171,8 @@ async def _apply(
                         or entry.relation in fresh
                     )
                     await _load(conn, folder / entry.file, entry, plain=plain)
+                    if index_partitions and entry.table == "messages":
+                        await _index_partition(conn, entry.relation)
                     if progress is not None:
                         progress(entry.relation, entry.bytes)
 
@@ -237,6 +246,13 @@ async def _load(conn: asyncpg.Connection, path: Path, entry: FileEntry, *, plain
         await conn.execute(f"INSERT INTO {relation} ({cols}) SELECT {cols} FROM {staging}")
 
 
+async def _index_partition(conn: asyncpg.Connection, partition: str) -> None:
+    """The partition's search index under the name CREATE TABLE ... PARTITION OF gives it."""
+    name = checked(partition)
+    index = checked(f"{name}_search_idx")
+    await conn.execute(f"CREATE INDEX IF NOT EXISTS {index} ON {name} USING gin (search)")
+
+
 async def _build_search_index(pool: asyncpg.Pool) -> None:
     """The GIN index of `messages` as a migration would leave it, one partition per worker."""
     async with connection(pool) as conn:
@@ -248,13 +264,9 @@ async def _build_search_index(pool: asyncpg.Pool) -> None:
 
     async def worker() -> None:
         async with connection(pool) as conn:
-            await conn.execute("SET maintenance_work_mem = '256MB'")
+            await conn.execute(f"SET maintenance_work_mem = '{_INDEX_MEMORY}'")
             while queue:
-                name = checked(queue.pop(0))
-                index = checked(f"{name}_search_idx")
-                await conn.execute(
-                    f"CREATE INDEX IF NOT EXISTS {index} ON {name} USING gin (search)"
-                )
+                await _index_partition(conn, queue.pop(0))
 
     await run_all(*(worker() for _ in range(WORKERS)))
     async with connection(pool) as conn:
