@@ -212,7 +212,10 @@ async def test_stop_commits_everything_read(telegram, settings, conn, tmp_path):
     sign_in(telegram, settings)
     config = write_config(tmp_path / "t.toml", [{"chat": news.marked_id}])
     async with running(settings, config) as daemon:
-        await until(lambda: _true(daemon.chats[news.marked_id].state == "live"), what="live")
+        await until(
+            lambda: _true(getattr(daemon.chats.get(news.marked_id), "state", None) == "live"),
+            what="live",
+        )
         feed = daemon.accounts["me"].feed
         assert feed is not None
         for i in range(5_000):  # straight into the buffer, as Telethon's dispatch would
