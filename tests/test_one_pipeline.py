@@ -338,3 +338,15 @@ def test_the_queue_wire_format_round_trips_a_batch() -> None:
 
     with pytest.raises(InvalidInputError):
         RawBatch.from_bytes(b"\x01{broken")
+
+
+async def test_a_source_that_does_not_know_never_clears_left_chat(settings, conn) -> None:
+    from tgingest.records import ChatRow
+
+    left = batch([], chat=ChatRow(CHAT, title="Old", left=True))
+    unknown = batch([], chat=ChatRow(CHAT, title="Renamed"))  # an HTML page, a one-chat export
+    await commit_sources(settings, left, unknown)
+    row = await conn.fetchrow("SELECT title, left_chat FROM chats WHERE chat_id = $1", CHAT)
+    assert (row["title"], row["left_chat"]) == ("Renamed", True)
+    await commit_sources(settings, batch([], chat=ChatRow(CHAT, left=False)))  # Telegram says
+    assert await conn.fetchval("SELECT left_chat FROM chats WHERE chat_id = $1", CHAT) is False

@@ -27,7 +27,9 @@ class ChatRow:
     type: str | None = None
     title: str | None = None
     username: str | None = None
-    left: bool = False
+    # True when the account left the chat; None when the source does not say (an export of one
+    # chat, an HTML page): unknown never overwrites what another source knew.
+    left: bool | None = None
 
 
 @dataclass

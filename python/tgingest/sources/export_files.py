@@ -161,7 +161,7 @@ class ExportSource:
             bare_id=chat.get("bare_id"),
             type=chat.get("type"),
             title=chat.get("name"),
-            left=bool(chat.get("left")),
+            left=True if chat.get("left") else None,
         )
 
     def next_batch(self) -> RawBatch | None:

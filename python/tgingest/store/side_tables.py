@@ -51,18 +51,19 @@ async def write_quarantine(
 async def write_chat(conn: asyncpg.Connection, c: ChatRow) -> None:
     await conn.execute(
         """INSERT INTO chats AS c (chat_id, bare_id, type, title, username, left_chat)
-           VALUES ($1, $2, $3, $4, $5, $6)
+           VALUES ($1, $2, $3, $4, $5, coalesce($6::boolean, false))
            ON CONFLICT (chat_id) DO UPDATE SET
                bare_id = coalesce(excluded.bare_id, c.bare_id),
                type = coalesce(nullif(excluded.type, ''), c.type),
                title = coalesce(excluded.title, c.title),
                username = coalesce(excluded.username, c.username),
-               left_chat = excluded.left_chat, updated_at = now()
+               left_chat = coalesce($6::boolean, c.left_chat), updated_at = now()
            WHERE (c.bare_id, c.type, c.title, c.username, c.left_chat)
                  IS DISTINCT FROM (coalesce(excluded.bare_id, c.bare_id),
                                    coalesce(nullif(excluded.type, ''), c.type),
                                    coalesce(excluded.title, c.title),
-                                   coalesce(excluded.username, c.username), excluded.left_chat)""",
+                                   coalesce(excluded.username, c.username),
+                                   coalesce($6::boolean, c.left_chat))""",
         c.chat_id,
         c.bare_id,
         c.type,
