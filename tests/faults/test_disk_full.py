@@ -15,6 +15,7 @@ import asyncio
 import contextlib
 import json
 import os
+import random
 import resource
 import signal
 import subprocess
@@ -41,7 +42,9 @@ def _export(folder: Path) -> Path:
         record = {"id": i, "type": "message", "date_unixtime": str(1704067200 + i), "text": f"m{i}"}
         if i <= FILES:
             name = f"files/f{i}.bin"
-            (folder / name).write_bytes(bytes([i]) * SIZES[i % 2 == 1])
+            # Random bytes: the media store keeps compressible files zstd-compressed, and
+            # these must take their full size on the small filesystem.
+            (folder / name).write_bytes(random.Random(i).randbytes(SIZES[i % 2 == 1]))
             record["file"] = name
         records.append(record)
     path = folder / "result.json"
