@@ -19,7 +19,7 @@ import redis.asyncio as aioredis
 
 import tgingest
 from tgingest._core import RawBatch
-from tgingest.cache import codec
+from tgingest.cache import codec, flush_all
 from tgingest.cache.keys import Names, changed_by
 from tgingest.cache.l1 import L1, MISSING
 from tgingest.records import BatchCounts, CounterUpdate, Deletion, SourceBatch
@@ -223,10 +223,14 @@ async def test_foreign_or_poisoned_values_are_refused(cached, pg_dsn) -> None:
                 assert (await wh.message(CHAT, 1)).text == "truth"
                 assert wh.cache.l2.refused == n
                 await wh.cache.settle()  # the refused value is replaced by the truth
-            # A sealed value of ours is trusted (the control).
+            # A sealed value of ours is trusted (the control)...
             await client.set(key, codec.seal(ours, key, 0, lie))
             wh.cache.l1.drop_where(lambda _: True)
             assert (await wh.message(CHAT, 1)).text == "a lie"
+            # ... until a flush (what a restore calls) voids every value at once.
+            assert await flush_all(cached)
+            wh.cache.l1.drop_where(lambda _: True)
+            assert (await wh.message(CHAT, 1)).text == "truth"
     finally:
         await client.aclose()
 

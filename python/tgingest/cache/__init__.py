@@ -6,7 +6,7 @@ leases), listener.py (pub/sub -> L1, leases), invalidator.py (the commit side), 
 (the two levels in front of PostgreSQL for tgingest.Warehouse).
 """
 
-from tgingest.cache.invalidator import Invalidator
+from tgingest.cache.invalidator import Invalidator, flush_all
 from tgingest.cache.read_cache import CacheStats, ReadCache
 
-__all__ = ["CacheStats", "Invalidator", "ReadCache"]
+__all__ = ["CacheStats", "Invalidator", "ReadCache", "flush_all"]

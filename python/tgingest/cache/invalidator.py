@@ -172,3 +172,20 @@ class Invalidator:
                 )
             except (RedisError, OSError):
                 continue
+
+
+async def flush_all(settings: Settings) -> bool:
+    """Void every cached message in Redis and every process's L1 (a new generation), for
+    writes that bypass `Pipeline.commit`: a restore, an archive brought back. False when there
+    is no Redis cache or Redis did not answer (its readers void L2 themselves when their
+    subscription comes back)."""
+    invalidator = Invalidator.from_settings(settings)
+    if invalidator is None:
+        return False
+    try:
+        await invalidator._flush()
+        return True
+    except (RedisError, OSError):
+        return False
+    finally:
+        await invalidator.aclose()
