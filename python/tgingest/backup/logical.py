@@ -31,7 +31,6 @@ from tgingest.config import Settings
 from tgingest.errors import InvalidInputError
 from tgingest.store.database import Database
 
-WORKERS = 2
 AUTO_FULL_EVERY = dt.timedelta(days=7)
 
 Progress = Callable[[str, int], None]  # (what, bytes just done)

@@ -20,7 +20,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from tgingest.errors import InvalidInputError, StorageIOError
+from tgingest.errors import InvalidInputError
 from tgingest.fs import write_private
 from tgingest.store.migrations import available
 
@@ -224,10 +224,3 @@ def chain(root: Path, backup_id: str) -> list[Manifest]:
         if later.warehouse_id != earlier.warehouse_id:
             raise ManifestError(f"backup {later.id} belongs to another warehouse than {earlier.id}")
     return out
-
-
-def check_writable(root: Path) -> None:
-    try:
-        root.mkdir(parents=True, exist_ok=True)
-    except OSError as e:
-        raise StorageIOError(e.errno or 0, f"cannot create {root}: {e.strerror}") from None

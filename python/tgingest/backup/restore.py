@@ -18,7 +18,6 @@ tgingest schema is refused unless `overwrite`, which drops the warehouse's own t
 from __future__ import annotations
 
 import asyncio
-import datetime as dt
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -274,7 +273,3 @@ async def _build_search_index(pool: asyncpg.Pool) -> None:
             await conn.execute(
                 f"ALTER INDEX {_SEARCH_INDEX} ATTACH PARTITION {checked(name + '_search_idx')}"
             )
-
-
-def seconds_since(start: dt.datetime) -> float:
-    return (dt.datetime.now(dt.UTC) - start).total_seconds()

@@ -41,6 +41,9 @@ class Snapshot:
 async def begin(conn: asyncpg.Connection) -> Snapshot:
     """Start the backup's transaction on `conn` (left open) and describe its snapshot."""
     await conn.execute("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
+    # No partition is detached or dropped (the lifecycle's cold archive) while this backup
+    # reads: that needs an exclusive lock on the parent. New partitions and ingest go on.
+    await conn.execute("LOCK TABLE messages IN ACCESS SHARE MODE")
     row = await conn.fetchrow(
         """SELECT pg_export_snapshot() AS token,
                   pg_snapshot_xmin(pg_current_snapshot())::text::bigint AS xmin,
