@@ -21,6 +21,7 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -68,8 +69,14 @@ def tier(partition: str, now: dt.datetime, settings: Settings) -> str:
 
 
 async def maintain(
-    db: Database, settings: Settings, *, now: dt.datetime | None = None, dry_run: bool = False
+    db: Database,
+    settings: Settings,
+    *,
+    now: dt.datetime | None = None,
+    dry_run: bool = False,
+    progress: Callable[[str, int], None] | None = None,
 ) -> Report:
+    """One run of the lifecycle; `progress(partition, 1)` after each cold month (the CLI's bar)."""
     now = now or dt.datetime.now(dt.UTC)
     report = Report(dry_run=dry_run)
     async with connection(db.pool) as conn:
@@ -110,6 +117,8 @@ async def maintain(
             report.archived.append(done.__dict__)
             if done.outcome in ("changed", "busy"):
                 report.problems.append(f"{name}: {done.outcome}; tried again next run")
+            if progress is not None:
+                progress(name, 1)
         async with connection(db.pool) as conn:
             report.superseded_removed = await archive.remove_superseded(conn, settings.archive_root)
     return report

@@ -32,7 +32,7 @@ from tgingest.cli.common import (
     print_json,
 )
 from tgingest.config import Settings, check_dsn
-from tgingest.errors import InvalidInputError
+from tgingest.errors import ConfigError, InvalidInputError
 from tgingest.replay_filter import ReplayFilter
 from tgingest.store.database import Database
 
@@ -290,7 +290,12 @@ async def cmd_prune(args: argparse.Namespace, settings: Settings) -> int:
 
 
 async def cmd_restore(args: argparse.Namespace, settings: Settings) -> int:
-    target = settings if args.target_dsn is None else settings.with_dsn(check_dsn(args.target_dsn))
+    target = settings
+    if args.target_dsn is not None:
+        try:
+            target = settings.with_dsn(check_dsn(args.target_dsn))
+        except ConfigError as e:
+            raise ConfigError(str(e).replace("TGINGEST_DSN", "--target-dsn")) from None
     backup_id = _resolve(settings, args.id)
     chain = manifest.chain(settings.backup_root, backup_id)
     with progress_bar("restore", args.json) as (advance, total):

@@ -100,8 +100,11 @@ def _month(text: str) -> Any:
 
 
 async def cmd_maintain(args: argparse.Namespace, settings: Settings) -> int:
+    from tgingest.cli.backup import progress_bar
+
     async def run(db: Database) -> int:
-        report = await lifecycle.maintain(db, settings, dry_run=args.dry_run)
+        with progress_bar("cold months archived", args.json) as (advance, _):
+            report = await lifecycle.maintain(db, settings, dry_run=args.dry_run, progress=advance)
         if args.json:
             print_json(vars(report))
             return 0
