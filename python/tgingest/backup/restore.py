@@ -6,7 +6,8 @@ manifest (a month archived since is dropped, a re-created one replaced), snapsho
 replaced whole, and delta files are loaded: by plain COPY while a relation is empty, else as
 upserts on the table's key through a temporary table. Two connections load in parallel, largest
 files first, tables with foreign keys after the tables they reference. The search index is
-dropped for the load and built once at the end, one partition per connection. Then the schema
+dropped for the load; each partition's is built right after its last rows arrive, by the worker
+that loaded them while the other still loads (then the parent index attaches them). The schema
 is upgraded to this tgingest's version, sequences are set, and the row counts are checked
 against the last manifest; `backup verify` adds the content checksums. Statistics are left to
 autovacuum, as pg_restore does (`ANALYZE` here would add a third to the restore).
