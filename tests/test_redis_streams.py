@@ -137,6 +137,8 @@ def _value(hint: Any, seed: int) -> Any:
         return (seed, -seed - 1, 2**62 + seed)
     if dataclasses.is_dataclass(hint):
         return _filled(hint, seed)  # type: ignore[arg-type]
+    if hint is bool:  # only reached through Optional[bool]: the default None is "unknown"
+        return seed % 2 == 0
     if hint is int:
         return -1001500000000 - seed
     if hint is float:
