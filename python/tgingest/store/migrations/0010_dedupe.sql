@@ -1,0 +1,25 @@
+-- Smart dedupe (issue 11): exact reposts within a 7-day window and SimHash near-duplicate
+-- clusters. python/tgingest/dedupe/ writes both; nothing here ever drops a message.
+
+-- ---- Near-duplicate clusters ------------------------------------------------------------------
+-- One row per message that belongs to a cluster of two or more; a message with no row is its
+-- own singleton cluster. Clusters may span chats (the same text cross-posted). cluster_id is
+-- derived from the cluster's first member, the smallest (date, chat_id, message_id), by
+-- tgingest_cluster_id() below: the same members always give the same id, whoever computes it
+-- and in whatever order the rows arrived. The datasets code splits by it (no cluster in two
+-- splits), so it is the contract between the two: (chat_id, message_id) -> cluster_id.
+CREATE TABLE dedupe_clusters (
+    chat_id    bigint NOT NULL,
+    message_id bigint NOT NULL,
+    cluster_id bigint NOT NULL,
+    PRIMARY KEY (chat_id, message_id)
+);
+CREATE INDEX dedupe_clusters_cluster ON dedupe_clusters (cluster_id);
+
+-- The first 8 bytes of sha256(int8send(chat_id) || int8send(message_id)) as a signed bigint.
+-- Python computes the same (tgingest.dedupe.clusters.cluster_id); a test pins the two equal.
+CREATE FUNCTION tgingest_cluster_id(p_chat bigint, p_message bigint) RETURNS bigint
+LANGUAGE sql IMMUTABLE STRICT PARALLEL SAFE AS $$
+    SELECT ('x' || left(encode(sha256(int8send(p_chat) || int8send(p_message)), 'hex'), 16))
+           ::bit(64)::bigint
+$$;
