@@ -67,8 +67,16 @@ CATALOG: tuple[TableSpec, ...] = (
     TableSpec("message_deletions", DELTA, ("chat_id", "message_id")),
     TableSpec("chat_daily_stats", DELTA, ("chat_id", "day")),
     TableSpec("recovery_markers", DELTA, ("marker_id",)),
+    # Warehouse layers and the audit log (migration 0008). audit_log is append-only: never a
+    # snapshot (a snapshot's restore truncates, which its trigger refuses).
+    TableSpec("audit_log", DELTA, ("audit_id",)),
+    TableSpec("chat_daily_senders", DELTA, ("chat_id", "day", "sender_id")),
+    TableSpec("user_daily_stats", DELTA, ("user_id", "day")),
     TableSpec("schema_migrations", SKIP),
     TableSpec("daemon_status", SKIP),
+    # The ODS keeps already-compressed source records for TGINGEST_ODS_DAYS and prunes older
+    # ones: not in backups (it would double their size; the export files are the originals).
+    TableSpec("ods_batches", SKIP),
 )
 BY_NAME = {t.name: t for t in CATALOG}
 

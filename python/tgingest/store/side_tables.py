@@ -21,6 +21,7 @@ from tgingest.records import (
     QuarantineRow,
     UserRow,
 )
+from tgingest.store import audit
 
 # Advisory lock class for a chat's coverage ranges (the second key is the chat id's hash).
 _COVERAGE_LOCK = 0x7467_636F  # "tgco"
@@ -225,13 +226,16 @@ async def write_deletions(
     *,
     batch_id: int,
 ) -> int:
-    """Record each deletion; `Deletion.mark` also sets messages.deleted_at. Returns rows marked.
+    """Record each deletion; `Deletion.mark` also sets messages.deleted_at (and the row's
+    batch_id: lineage) and counts it in chat_daily_stats.deletions. Returns rows marked.
 
     A deletion without a chat (private chats and basic groups number messages per account) is
     matched against the stored messages of its candidate chats; ids stored in none of them
-    belong to chats nobody follows.
+    belong to chats nobody follows. One audit row per batch that recorded or marked anything
+    (a replayed deletion changes nothing and writes none).
     """
-    marked = 0
+    marked = recorded = 0
+    touched: dict[int, list[int]] = {}
     for d in deletions:
         chats = (d.chat_id,) if d.chat_id is not None else d.candidates
         for chat_id in chats:
@@ -248,48 +252,86 @@ async def write_deletions(
                 ]
             if not ids:
                 continue
-            await conn.execute(
-                """INSERT INTO message_deletions (chat_id, message_id, deleted_at, batch_id)
-                   SELECT $1, unnest($2::bigint[]), $3, $4
-                   ON CONFLICT (chat_id, message_id) DO NOTHING""",
-                chat_id,
-                ids,
-                d.at,
-                batch_id,
+            recorded += affected(
+                await conn.execute(
+                    """INSERT INTO message_deletions (chat_id, message_id, deleted_at, batch_id)
+                       SELECT $1, unnest($2::bigint[]), $3, $4
+                       ON CONFLICT (chat_id, message_id) DO NOTHING""",
+                    chat_id,
+                    ids,
+                    d.at,
+                    batch_id,
+                )
             )
             if d.mark:
-                marked += affected(
-                    await conn.execute(
-                        """UPDATE messages m SET deleted_at = $3
-                           FROM message_keys k
-                           WHERE k.chat_id = $1 AND k.message_id = ANY($2::bigint[])
-                             AND m.chat_id = $1 AND m.message_id = k.message_id
-                             AND m.date = k.date AND m.deleted_at IS NULL""",
-                        chat_id,
-                        ids,
-                        d.at,
-                    )
-                )
+                marked += await conn.fetchval(_MARK_SQL, chat_id, ids, d.at, batch_id)
+            touched.setdefault(chat_id, []).extend(ids)
+    if recorded or marked:
+        await audit.record(
+            conn,
+            action="deletion_mark",
+            target={"batch_id": batch_id, "chat_ids": sorted(touched)},
+            reason="deleted on Telegram (reported by the source)",
+            detail={
+                "events": len(deletions),
+                "recorded": recorded,
+                "marked": marked,
+                # Every id is in message_deletions with this batch_id; the first ones here.
+                "message_ids": {str(c): sorted(set(ids))[:1000] for c, ids in touched.items()},
+            },
+            batch_id=batch_id,
+        )
     return marked
 
 
-async def write_counters(conn: asyncpg.Connection, counters: list[CounterUpdate]) -> None:
+# Mark the stored rows deleted and count them per day of the message (DWS), in one statement.
+_MARK_SQL = """
+WITH marked AS (
+    UPDATE messages m SET deleted_at = $3, batch_id = $4
+    FROM message_keys k
+    WHERE k.chat_id = $1 AND k.message_id = ANY($2::bigint[])
+      AND m.chat_id = $1 AND m.message_id = k.message_id
+      AND m.date = k.date AND m.deleted_at IS NULL
+    RETURNING (m.date AT TIME ZONE 'UTC')::date AS day
+), daily AS (
+    INSERT INTO chat_daily_stats AS s (chat_id, day, deletions)
+    SELECT $1, day, count(*) FROM marked GROUP BY day ORDER BY day
+    ON CONFLICT (chat_id, day) DO UPDATE SET deletions = s.deletions + excluded.deletions
+)
+SELECT count(*) FROM marked
+"""
+
+
+async def write_counters(
+    conn: asyncpg.Connection, counters: list[CounterUpdate], *, batch_id: int | None = None
+) -> None:
+    """Raise views/forwards, set replies and reactions; a row that changes takes the batch's
+    id (lineage), one that does not is left alone."""
     for c in counters:
         await conn.execute(
-            """UPDATE messages m SET
-                   views = greatest(m.views, $3), forwards = greatest(m.forwards, $4),
-                   replies = coalesce($5, m.replies),
-                   extra = CASE WHEN $6::jsonb IS NULL THEN m.extra ELSE
-                       coalesce(m.extra, '{}') || jsonb_build_object('reactions', $6::jsonb) END
-               FROM message_keys k
-               WHERE k.chat_id = $1 AND k.message_id = $2
-                 AND m.chat_id = $1 AND m.message_id = $2 AND m.date = k.date""",
+            """WITH new AS (
+                   SELECT m.chat_id, m.message_id, m.date,
+                          greatest(m.views, $3) AS views, greatest(m.forwards, $4) AS forwards,
+                          coalesce($5, m.replies) AS replies,
+                          CASE WHEN $6::jsonb IS NULL THEN m.extra ELSE coalesce(m.extra, '{}')
+                               || jsonb_build_object('reactions', $6::jsonb) END AS extra
+                   FROM message_keys k JOIN messages m
+                     ON m.chat_id = $1 AND m.message_id = $2 AND m.date = k.date
+                   WHERE k.chat_id = $1 AND k.message_id = $2
+               )
+               UPDATE messages m SET views = n.views, forwards = n.forwards,
+                   replies = n.replies, extra = n.extra, batch_id = coalesce($7, m.batch_id)
+               FROM new n
+               WHERE m.chat_id = $1 AND m.message_id = $2 AND m.date = n.date
+                 AND (m.views, m.forwards, m.replies, m.extra)
+                     IS DISTINCT FROM (n.views, n.forwards, n.replies, n.extra)""",
             c.chat_id,
             c.message_id,
             c.views,
             c.forwards,
             c.replies,
             c.reactions,
+            batch_id,
         )
 
 

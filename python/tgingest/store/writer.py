@@ -123,7 +123,7 @@ async def commit_batch(
         counts.media_linked = await side_tables.write_media(conn, p.media, p.media_links)
         await side_tables.write_pending_media(conn, sb.pending_media)
         counts.deleted = await side_tables.write_deletions(conn, sb.deletions, batch_id=batch_id)
-        await side_tables.write_counters(conn, sb.counters)
+        await side_tables.write_counters(conn, sb.counters, batch_id=batch_id)
         await side_tables.write_checkpoints(conn, sb.checkpoints)
         await side_tables.write_coverage(conn, sb.coverage)
         await conn.execute(
