@@ -397,6 +397,31 @@ impl BatchResult {
         .unwrap_or_else(|_| PyBytes::new(py, b""))
     }
 
+    /// (chat_id, message_id, date, content digest) of the rows the repost window judges:
+    /// storable ordinary messages whose text has at least `min_chars` non-space characters.
+    /// Empty and media-only texts all share one digest and very short ones ("ok", "+1") repeat
+    /// by chance, so neither is ever a repost (tgingest.dedupe.reposts).
+    #[pyo3(signature = (min_chars=4))]
+    fn repost_candidates<'py>(
+        &self,
+        py: Python<'py>,
+        min_chars: usize,
+    ) -> Vec<(i64, i64, i64, Bound<'py, PyBytes>)> {
+        self.batch
+            .get()
+            .messages
+            .iter()
+            .zip(&self.rows)
+            .filter(|(m, r)| {
+                r.rejected.is_none()
+                    && m.kind == MessageKind::Message
+                    && m.text.chars().filter(|c| !c.is_whitespace()).take(min_chars).count()
+                        >= min_chars
+            })
+            .map(|(m, r)| (m.chat_id, m.message_id, m.date, PyBytes::new(py, &r.digest)))
+            .collect()
+    }
+
     /// 64-bit SimHashes, little-endian, concatenated (array('Q', result.simhashes)).
     #[getter]
     fn simhashes<'py>(&self, py: Python<'py>) -> Bound<'py, PyBytes> {
