@@ -58,6 +58,19 @@ fn highlight_spans(text: &str, query: &str) -> Vec<(usize, usize)> {
     tokenize::highlight_spans(text, query)
 }
 
+/// Traditional Chinese folded to Simplified, one character at a time (the search's own folding;
+/// datasets use it for their deterministic `ts-variant` augmentation). Other text is unchanged.
+#[pyfunction]
+fn fold_chinese(py: Python<'_>, texts: &Bound<'_, PyAny>) -> PyResult<Vec<String>> {
+    let input = extract_texts(texts)?;
+    detached(py, || {
+        Ok(input
+            .iter()
+            .map(|t| tokenize::fold_chinese(t).into_owned())
+            .collect())
+    })
+}
+
 /// 16-byte content digests (of each text's content key), concatenated: `bytes` of 16 * n.
 #[pyfunction]
 fn content_hashes<'py>(
@@ -142,6 +155,7 @@ pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(search_tokens, m)?)?;
     m.add_function(wrap_pyfunction!(query_tsquery, m)?)?;
     m.add_function(wrap_pyfunction!(highlight_spans, m)?)?;
+    m.add_function(wrap_pyfunction!(fold_chinese, m)?)?;
     m.add_function(wrap_pyfunction!(content_hashes, m)?)?;
     m.add_function(wrap_pyfunction!(simhashes, m)?)?;
     m.add_function(wrap_pyfunction!(version_keys, m)?)?;
