@@ -95,6 +95,13 @@ async def test_cold_months_leave_and_come_back(settings: Settings, tmp_path: Pat
         for month in ("2022-01", "2022-02", "2022-03"):
             out = json.loads(run_cli(env, "archive", "restore", month, "--json").stdout)
             assert out["rows"] > 0 and out["parts"]
+        # Each restore of a month is one audit row (not one per message).
+        restores = await conn.fetch("SELECT target, detail FROM audit_log ORDER BY audit_id")
+        assert [json.loads(r["target"])["month"] for r in restores] == [
+            "2022-01",
+            "2022-02",
+            "2022-03",
+        ]
         # Everything is back at its newest edit, once: the older copies became versions.
         await ledger.check(conn, harness.expected(world))
         key = min(k for k in world.messages if world.dates[k] < 1_643_673_600)  # January

@@ -100,10 +100,16 @@ async def test_full_and_incremental_restore_then_imports_resume(
         )
         assert restored["chain"] == [full["id"], incr["id"]]
         assert restored["media_copied"] == full["media_files"] + incr["media_files"]
-        # Exactly the warehouse as the incremental saw it, read positions included.
-        assert await _state(target) == at_incremental
+        # Exactly the warehouse as the incremental saw it, read positions included; the audit
+        # log holds the backed-up rows and one more: the restore itself.
+        state = await _state(target)
+        assert state.pop("audit_log")[0] == at_incremental.pop("audit_log")[0] + 1
+        assert state == at_incremental
         conn = await asyncpg.connect(target)
         try:
+            actions = await conn.fetch("SELECT action, target FROM audit_log ORDER BY audit_id")
+            assert [r["action"] for r in actions] == ["deletion_mark", "restore"]
+            assert json.loads(actions[-1]["target"]) == {"backups": [full["id"], incr["id"]]}
             marked = await conn.fetchval(
                 "SELECT count(*) FROM messages WHERE deleted_at IS NOT NULL"
             )

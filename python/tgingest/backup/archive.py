@@ -40,6 +40,7 @@ from tgingest.backup.partition_ops import move_default_rows
 from tgingest.backup.tasks import connection
 from tgingest.errors import InvalidInputError
 from tgingest.fs import write_private
+from tgingest.store import audit
 from tgingest.store.partitions import Partitions, partition_name
 
 DATA = "messages.copy.zst"
@@ -329,6 +330,13 @@ async def restore_month(
                    WHERE month = $1 AND state = 'archived'""",
                 month,
                 keep_days,
+            )
+            await audit.record(
+                conn,
+                action="archive_restore",
+                target={"month": f"{month:%Y-%m}", "parts": [m.part for _, m in manifests]},
+                reason="tgingest archive restore",
+                detail={"rows": restored, "keep_days": keep_days},
             )
     return restored, [m.part for _, m in manifests]
 

@@ -30,7 +30,7 @@ from tgingest.backup.catalog import checked
 from tgingest.backup.manifest import FileEntry, Manifest
 from tgingest.backup.tasks import connection, run_all
 from tgingest.errors import InvalidInputError
-from tgingest.store import migrations
+from tgingest.store import audit, migrations
 from tgingest.store.partitions import Partitions
 
 WORKERS = 2
@@ -93,9 +93,11 @@ async def restore(
     overwrite: bool = False,
     progress: Progress | None = None,
     search_index: bool = True,
+    audited: bool = True,
 ) -> Restored:
     """Restore `chain` (oldest first) through `pool`; `search_index` False leaves the GIN
-    index out (a scratch restore that is only compared, never searched)."""
+    index out (a scratch restore that is only compared, never searched); `audited` False
+    writes no audit row (the same scratch restore, whose audit log must equal the backup's)."""
     t0 = asyncio.get_running_loop().time()
     done = Restored([m.id for m in chain])
     async with connection(pool) as conn:
@@ -126,6 +128,19 @@ async def restore(
         for r, s in last.state.items()
         if done.rows.get(r) != s["rows"]
     ]
+    if audited:
+        async with connection(pool) as conn:
+            await audit.record(
+                conn,
+                action="restore",
+                target={"backups": done.backups},
+                reason="tgingest restore",
+                detail={
+                    "overwrite": overwrite,
+                    "rows": sum(done.rows.values()),
+                    "mismatches": len(done.mismatches),
+                },
+            )
     done.seconds = asyncio.get_running_loop().time() - t0
     return done
 
