@@ -26,6 +26,7 @@ from typing import Any, TypeVar
 from tgingest._core import process_batch, sha256_files
 from tgingest.cache.invalidator import Invalidator
 from tgingest.config import Settings
+from tgingest.dedupe.window import RepostWindow
 from tgingest.errors import DatabaseError, StorageIOError, UnsafePathError
 from tgingest.records import (
     BatchCounts,
@@ -90,6 +91,10 @@ class Pipeline:
         # that starts afterwards never meets the old version in a cache (tgingest/cache/).
         self.invalidator = invalidator or Invalidator.from_settings(settings)
         self.partitions = Partitions()
+        # The shared 7-day repost window (dedupe/window.py); None without Redis. The bench
+        # turns `mark_reposts` off to measure what marking costs.
+        self.reposts_window = RepostWindow.from_settings(settings)
+        self.mark_reposts = True
         self.media = MediaStore(settings.media_root)
         self.replay: ReplayFilter | None = None
         self.trust_filter = True
@@ -116,6 +121,8 @@ class Pipeline:
         self._worker.shutdown(wait=False)
         if self.invalidator is not None:
             await self.invalidator.aclose()
+        if self.reposts_window is not None:
+            await self.reposts_window.aclose()
         if self.replay is None:
             return
         try:
@@ -171,7 +178,13 @@ class Pipeline:
                 self.new_partitions += await self.partitions.ensure(
                     conn, p.result.months, limit=limit
                 )
-                return await commit_batch(conn, p, trust_filter=self.trust_filter)
+                return await commit_batch(
+                    conn,
+                    p,
+                    trust_filter=self.trust_filter,
+                    reposts_window=self.reposts_window,
+                    mark_reposts=self.mark_reposts,
+                )
             except BaseException:
                 conn.terminate()  # never hand a connection a failure left behind to a retry
                 raise

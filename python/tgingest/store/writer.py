@@ -16,6 +16,8 @@ from dataclasses import dataclass, field
 import asyncpg
 
 from tgingest._core import BatchResult
+from tgingest.dedupe import reposts
+from tgingest.dedupe.window import RepostWindow
 from tgingest.records import BatchCounts, MediaLink, MediaRow, QuarantineRow, SourceBatch
 from tgingest.store import merge, side_tables
 
@@ -65,12 +67,18 @@ async def judge(
 
 
 async def commit_batch(
-    conn: asyncpg.Connection, p: Prepared, *, trust_filter: bool = True
+    conn: asyncpg.Connection,
+    p: Prepared,
+    *,
+    trust_filter: bool = True,
+    reposts_window: RepostWindow | None = None,
+    mark_reposts: bool = True,
 ) -> BatchCounts:
     """Write one batch atomically; returns what changed.
 
     `trust_filter` False (the replay filter was caught claiming a stored row is new) verifies
-    every row against PostgreSQL.
+    every row against PostgreSQL. Repost marks (tgingest.dedupe.reposts) are brought up to date
+    in the same transaction, through the shared Redis window when one is given.
     """
     sb, result = p.source, p.result
     counts = BatchCounts(messages=len(sb.batch))
@@ -100,6 +108,9 @@ async def commit_batch(
                 conn, result, batch_id, digest, stale
             )
         counts.stale_filter = stale
+        if mark_reposts and counts.new + counts.updated > 0:
+            edited = sb.batch.keys if counts.updated else ()
+            await reposts.mark(conn, result, batch_id, window=reposts_window, edited=edited)
         rejected = [
             # The message's identity in the text keeps two rows with one reason apart.
             QuarantineRow(

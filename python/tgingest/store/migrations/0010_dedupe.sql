@@ -23,3 +23,26 @@ LANGUAGE sql IMMUTABLE STRICT PARALLEL SAFE AS $$
     SELECT ('x' || left(encode(sha256(int8send(p_chat) || int8send(p_message)), 'hex'), 16))
            ::bit(64)::bigint
 $$;
+
+-- ---- Exact reposts ----------------------------------------------------------------------------
+-- A message whose content digest equals an earlier message's in the same chat, within 7 days of
+-- the first of them, is a repost of that first message: one row here, the message itself stays
+-- in `messages`. The marks are a function of the stored rows alone (the earliest message of a
+-- window is its original, whatever order the rows arrived in), recomputed for the affected
+-- digests in the transaction that stores the rows (tgingest.dedupe.reposts).
+CREATE TABLE reposts (
+    chat_id    bigint NOT NULL,
+    message_id bigint NOT NULL,
+    repost_of  bigint NOT NULL,            -- the window's first message, same chat
+    date       timestamptz NOT NULL,       -- this message's date
+    first_date timestamptz NOT NULL,       -- the first message's date
+    batch_id   bigint,                     -- the batch whose commit set this mark
+    PRIMARY KEY (chat_id, message_id)
+);
+CREATE INDEX reposts_of ON reposts (chat_id, repost_of);
+
+-- Finding a digest's other messages in one chat. Partial: empty and media-only texts all share
+-- the digest of '' and never count as reposts, so they need no entry (a third of a channel's
+-- rows or more). The literal is XXH3-128('') and must match tgingest.dedupe.reposts.EMPTY.
+CREATE INDEX messages_content ON messages (chat_id, content_hash)
+    WHERE content_hash <> '\x99aa06d3014798d86001c324468d497f'::bytea;

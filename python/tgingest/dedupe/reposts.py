@@ -1,0 +1,223 @@
+"""Exact reposts: the same content in the same chat within 7 days of the first is marked.
+
+The rule is a function of the stored rows alone, so arrival order cannot change it: for one
+chat and one content digest, sort the messages by (date, message_id); the first is an original,
+every later one within WINDOW of that original is a repost of it (`reposts.repost_of`), and the
+first one past the window starts a new window as an original. Messages are never dropped.
+
+`mark` runs inside the transaction that stored a batch (store/writer.py), after the rows:
+1. Per chat, take a transaction-level advisory lock, so two workers committing the same
+   content at once judge one after the other (each statement then sees what the other
+   committed).
+2. Probe: which of the batch's digests have another message within WINDOW of the batch's
+   dates. A message with none is an original and changes no other mark (a window only reaches
+   WINDOW forward), which is the common case and costs one indexed query over the one or two
+   monthly partitions the dates touch. With Redis, the shared window (dedupe/window.py)
+   answers "not seen" for live messages first and the probe only asks about the rest.
+3. For the digests that have company, recompute the whole chain of that digest (an early
+   message arriving late, an export after live, moves every window after it) and write only the
+   marks that changed.
+Edited messages may leave their digest: their old company is recomputed too.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections import defaultdict
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+import asyncpg
+
+from tgingest._core import BatchResult
+
+if TYPE_CHECKING:
+    from tgingest.dedupe.window import RepostWindow
+
+WINDOW = dt.timedelta(days=7)
+# XXH3-128 of the empty content key: every empty or media-only text has it (migration 0010's
+# partial index names the same literal).
+EMPTY = bytes.fromhex("99aa06d3014798d86001c324468d497f")
+# Texts shorter than this many non-space characters are never reposts ("ok", "+1", an emoji).
+MIN_CHARS = 4
+# pg_advisory_xact_lock(int4, int4) namespace: "re" + "po".
+_LOCK_NS = 0x7265_706F
+
+_LOCK_SQL = "SELECT pg_advisory_xact_lock($1, hashint8($2))"
+
+# Digests of the batch that have more than one message within the window around the batch.
+# The date bounds keep the planner to the partitions they cover.
+_PROBE_SQL = """
+SELECT content_hash FROM messages
+WHERE chat_id = $1 AND content_hash = ANY($2::bytea[])
+  AND content_hash <> '\\x99aa06d3014798d86001c324468d497f'::bytea
+  AND date >= $3 AND date <= $4 AND kind = 'message'
+GROUP BY content_hash HAVING count(*) > 1
+"""
+
+# Every message of the given digests, oldest first, with its current mark.
+_GROUP_SQL = """
+SELECT m.content_hash, m.message_id, m.date, r.repost_of
+FROM messages m
+LEFT JOIN reposts r ON r.chat_id = m.chat_id AND r.message_id = m.message_id
+WHERE m.chat_id = $1 AND m.content_hash = ANY($2::bytea[])
+  AND m.content_hash <> '\\x99aa06d3014798d86001c324468d497f'::bytea AND m.kind = 'message'
+ORDER BY m.content_hash, m.date, m.message_id
+"""
+
+# Marks that involve edited messages (as repost or as original): their digests may have changed.
+_INVOLVED_SQL = """
+SELECT r.message_id, m.content_hash
+FROM reposts r JOIN messages m ON m.chat_id = r.chat_id AND m.message_id = r.message_id
+WHERE r.chat_id = $1 AND (r.message_id = ANY($2::bigint[]) OR r.repost_of = ANY($2::bigint[]))
+"""
+
+_CURRENT_SQL = """
+SELECT content_hash FROM messages
+WHERE chat_id = $1 AND message_id = ANY($2::bigint[]) AND kind = 'message'
+"""
+
+_UPSERT_SQL = """
+INSERT INTO reposts (chat_id, message_id, repost_of, date, first_date, batch_id)
+SELECT $1, u.message_id, u.repost_of, u.date, u.first_date, $6
+FROM unnest($2::bigint[], $3::bigint[], $4::timestamptz[], $5::timestamptz[])
+     AS u(message_id, repost_of, date, first_date)
+ON CONFLICT (chat_id, message_id) DO UPDATE
+SET repost_of = EXCLUDED.repost_of, first_date = EXCLUDED.first_date,
+    date = EXCLUDED.date, batch_id = EXCLUDED.batch_id
+"""
+
+_DELETE_SQL = "DELETE FROM reposts WHERE chat_id = $1 AND message_id = ANY($2::bigint[])"
+
+
+@dataclass(frozen=True)
+class Candidate:
+    chat_id: int
+    message_id: int
+    date: dt.datetime
+    digest: bytes
+
+
+@dataclass
+class Marked:
+    """What one `mark` call changed."""
+
+    probed: int = 0  # digests asked of PostgreSQL
+    skipped: int = 0  # digests the Redis window proved alone
+    recomputed: int = 0  # digests whose chain was recomputed
+    marked: int = 0  # repost rows written or changed
+    cleared: int = 0  # repost rows removed (an earlier original arrived, an edit)
+
+
+def candidates(result: BatchResult) -> dict[int, list[Candidate]]:
+    """The batch's rows the window judges, per chat."""
+    out: dict[int, list[Candidate]] = defaultdict(list)
+    for chat_id, message_id, date, digest in result.repost_candidates(MIN_CHARS):
+        out[chat_id].append(
+            Candidate(chat_id, message_id, dt.datetime.fromtimestamp(date, dt.UTC), digest)
+        )
+    return out
+
+
+async def mark(
+    conn: asyncpg.Connection,
+    result: BatchResult,
+    batch_id: int | None,
+    *,
+    window: RepostWindow | None = None,
+    edited: Iterable[tuple[int, int]] = (),
+) -> Marked:
+    """Bring the repost marks up to date for the batch just written (inside its transaction).
+
+    `edited`: keys (chat_id, message_id) that may have replaced an older version, whose digest
+    may differ (the writer passes the batch's keys when some row was updated).
+    """
+    stats = Marked()
+    by_chat = candidates(result)
+    edited_ids: dict[int, list[int]] = defaultdict(list)
+    for chat_id, message_id in edited:
+        edited_ids[chat_id].append(message_id)
+    for chat_id in sorted(by_chat.keys() | edited_ids.keys()):  # one lock order: no deadlock
+        await conn.execute(_LOCK_SQL, _LOCK_NS, chat_id)
+        await _mark_chat(
+            conn,
+            chat_id,
+            by_chat.get(chat_id, []),
+            edited_ids.get(chat_id, []),
+            batch_id,
+            window,
+            stats,
+        )
+    return stats
+
+
+async def _mark_chat(
+    conn: asyncpg.Connection,
+    chat_id: int,
+    cands: list[Candidate],
+    edited_ids: list[int],
+    batch_id: int | None,
+    window: RepostWindow | None,
+    stats: Marked,
+) -> None:
+    ask = cands
+    if window is not None and cands:
+        alone = await window.alone(conn, chat_id, cands)
+        stats.skipped += len({c.digest for c in cands if c.digest in alone})
+        ask = [c for c in cands if c.digest not in alone]
+    todo: set[bytes] = set()
+    if ask:
+        digests = sorted({c.digest for c in ask})
+        lo = min(c.date for c in ask) - WINDOW
+        hi = max(c.date for c in ask) + WINDOW
+        stats.probed += len(digests)
+        todo.update(r[0] for r in await conn.fetch(_PROBE_SQL, chat_id, digests, lo, hi))
+    involved: set[int] = set()
+    if edited_ids:
+        rows = await conn.fetch(_INVOLVED_SQL, chat_id, edited_ids)
+        involved = {r["message_id"] for r in rows}
+        todo.update(r["content_hash"] for r in rows)
+        todo.update(r[0] for r in await conn.fetch(_CURRENT_SQL, chat_id, edited_ids))
+        todo.discard(EMPTY)
+    if not todo and not involved:
+        return
+    await recompute(conn, chat_id, sorted(todo), batch_id, stats, involved=involved)
+
+
+async def recompute(
+    conn: asyncpg.Connection,
+    chat_id: int,
+    digests: Sequence[bytes],
+    batch_id: int | None,
+    stats: Marked,
+    *,
+    involved: Iterable[int] = (),
+) -> None:
+    """Recompute the chains of `digests` in one chat and write the marks that differ.
+    `involved`: messages with a mark that may no longer belong to any of these chains."""
+    rows = await conn.fetch(_GROUP_SQL, chat_id, list(digests)) if digests else []
+    stats.recomputed += len(digests)
+    ups: list[tuple[int, int, dt.datetime, dt.datetime]] = []
+    clear: list[int] = []
+    seen: set[int] = set()
+    original: tuple[int, dt.datetime] | None = None
+    current: bytes | None = None
+    for digest, message_id, date, have in rows:
+        seen.add(message_id)
+        if digest != current:
+            current, original = digest, None
+        if original is None or date - original[1] > WINDOW:
+            original = (message_id, date)
+            if have is not None:
+                clear.append(message_id)
+        elif have != original[0]:
+            ups.append((message_id, original[0], date, original[1]))
+    clear.extend(m for m in involved if m not in seen)
+    if ups:
+        cols = list(zip(*ups, strict=True))
+        await conn.execute(_UPSERT_SQL, chat_id, *map(list, cols), batch_id)
+        stats.marked += len(ups)
+    if clear:
+        await conn.execute(_DELETE_SQL, chat_id, clear)
+        stats.cleared += len(clear)

@@ -1,0 +1,243 @@
+"""Exact reposts in a 7-day window (tgingest.dedupe.reposts, dedupe/window.py) against a real
+PostgreSQL and a real Redis: the marks equal a reference computed from the whole set of messages,
+whatever order, batching, re-imports, edits or concurrent workers brought them in."""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import datetime as dt
+import random
+import time
+
+import asyncpg
+import pytest
+import redis.asyncio as aioredis
+
+from tgingest._core import RawBatch, content_hashes
+from tgingest.dedupe.reposts import Candidate
+from tgingest.dedupe.window import RepostWindow
+from tgingest.pipeline import Pipeline
+from tgingest.records import SourceBatch
+from tgingest.store.database import Database
+
+from helpers import commit_raw, commit_sources
+
+pytestmark = pytest.mark.pg
+pytest_plugins = ["redis_fixtures"]
+
+DAY = 86_400
+CHAT = -1001000000001
+
+
+def batch(rows: list[tuple[int, int, int, str]], *, edit: int | None = None) -> RawBatch:
+    """rows: (chat_id, message_id, unix date, text)."""
+    return RawBatch.from_columns(
+        chat_id=[r[0] for r in rows],
+        message_id=[r[1] for r in rows],
+        date=[r[2] for r in rows],
+        text=[r[3] for r in rows],
+        edit_date=[edit] * len(rows) if edit else None,
+    )
+
+
+def reference(rows: list[tuple[int, int, int, str]]) -> dict[tuple[int, int], int]:
+    """The rule, written plainly: per chat and text, oldest first; the first is an original,
+    later ones within 7 days of the current original repost it, the first past it starts anew."""
+    groups: dict[tuple[int, str], list[tuple[int, int]]] = {}
+    for chat, mid, date, text in rows:
+        if len(text.replace(" ", "")) >= 4:
+            groups.setdefault((chat, text), []).append((date, mid))
+    out = {}
+    for (chat, _), members in groups.items():
+        original: tuple[int, int] | None = None
+        for date, mid in sorted(members):
+            if original is None or date - original[0] > 7 * DAY:
+                original = (date, mid)
+            else:
+                out[(chat, mid)] = original[1]
+    return out
+
+
+async def marks(conn: asyncpg.Connection) -> dict[tuple[int, int], int]:
+    rows = await conn.fetch("SELECT chat_id, message_id, repost_of FROM reposts")
+    return {(r["chat_id"], r["message_id"]): r["repost_of"] for r in rows}
+
+
+def corpus(seed: int, chat: int = CHAT, n: int = 120, start: int = 1_700_000_000):
+    """Few distinct texts over ~40 days so windows chain, restart and overlap."""
+    rnd = random.Random(seed)
+    texts = [
+        "breaking: the bridge is closed",
+        "join our channel now",
+        "同一条消息 重复发布",
+        "ok",
+        "",
+        "daily digest #1",
+        "https://example.com/a promo",
+    ]
+    rows = []
+    for mid in range(1, n + 1):
+        rows.append((chat, mid, start + rnd.randrange(40 * DAY), rnd.choice(texts)))
+    return rows
+
+
+async def test_window_of_seven_days(settings, conn) -> None:
+    t0 = 1_700_000_000
+    rows = [
+        (CHAT, 1, t0, "the same announcement"),
+        (CHAT, 2, t0 + 3 * DAY, "the same announcement"),
+        (CHAT, 3, t0 + 7 * DAY, "the same announcement"),  # exactly 7 days: inside
+        (CHAT, 4, t0 + 7 * DAY + 1, "the same announcement"),  # past the first's window
+        (CHAT, 5, t0 + 9 * DAY, "the same announcement"),  # repost of 4, not of 1
+        (CHAT, 6, t0 + DAY, "ok"),
+        (CHAT, 7, t0 + DAY + 5, "ok"),  # too short to be a repost
+        (CHAT, 8, t0 + 2 * DAY, ""),
+        (CHAT, 9, t0 + 2 * DAY + 5, ""),  # empty: never
+        (CHAT + 1, 1, t0 + 60, "the same announcement"),  # another chat: its own original
+        (CHAT, 10, t0 + DAY, "the   same  announcement"),  # same content key (spaces)
+    ]
+    await commit_raw(settings, batch(rows))
+    got = await marks(conn)
+    assert got == {(CHAT, 2): 1, (CHAT, 3): 1, (CHAT, 5): 4, (CHAT, 10): 1}
+    first = await conn.fetchrow(
+        "SELECT date, first_date, batch_id FROM reposts WHERE chat_id = $1 AND message_id = 5",
+        CHAT,
+    )
+    assert (first["date"] - first["first_date"]).days == 1 and first["batch_id"] is not None
+    assert await conn.fetchval("SELECT count(*) FROM messages") == len(rows)  # nothing dropped
+
+
+async def test_out_of_order_batches_end_with_the_same_marks(settings, conn) -> None:
+    """Three chats receive one corpus: in order, reversed in small batches, shuffled with
+    repeats (re-imports). The earliest message is always the original."""
+    base = corpus(7)
+    want = reference(base)
+    assert want, "the corpus must plant reposts"
+    ordered = sorted(base, key=lambda r: r[2])
+    plans = {
+        CHAT: [ordered],
+        CHAT - 1: [ordered[i : i + 9] for i in range(0, len(ordered), 9)][::-1],
+    }
+    rnd = random.Random(3)
+    shuffled = base[:]
+    rnd.shuffle(shuffled)
+    plans[CHAT - 2] = [shuffled[i : i + 13] for i in range(0, len(shuffled), 13)]
+    plans[CHAT - 2] += [shuffled[:40], ordered[50:]]  # re-imports change nothing
+    for chat, parts in plans.items():
+        sbs = [
+            SourceBatch(source="export", batch=batch([(chat, m, d, t) for _, m, d, t in part]))
+            for part in parts
+        ]
+        await commit_sources(settings, *sbs)
+    got = await marks(conn)
+    for chat in plans:
+        mine = {m: o for (c, m), o in got.items() if c == chat}
+        assert mine == {m: o for (_, m), o in want.items()}, chat
+
+
+async def test_an_edit_moves_the_message_out_of_its_window(settings, conn) -> None:
+    t0 = 1_700_000_000
+    rows = [(CHAT, i, t0 + i * 3600, "free crypto giveaway today") for i in range(1, 5)]
+    await commit_raw(settings, batch(rows))
+    assert await marks(conn) == {(CHAT, 2): 1, (CHAT, 3): 1, (CHAT, 4): 1}
+    # The original is edited into something else: the next one becomes the original.
+    await commit_raw(settings, batch([(CHAT, 1, t0 + 3600, "sorry, wrong chat")], edit=t0 + 9000))
+    assert await marks(conn) == {(CHAT, 3): 2, (CHAT, 4): 2}
+    # A repost is edited to a short text: its mark goes.
+    await commit_raw(settings, batch([(CHAT, 4, t0 + 4 * 3600, "ok")], edit=t0 + 20000))
+    assert await marks(conn) == {(CHAT, 3): 2}
+
+
+def live_rows(chat: int, n: int, seed: int) -> list[tuple[int, int, int, str]]:
+    now = int(time.time())
+    rnd = random.Random(seed)
+    texts = [f"live post number {i} with enough text" for i in range(8)]
+    return [
+        (chat, mid, now - rnd.randrange(10 * DAY), rnd.choice(texts)) for mid in range(1, n + 1)
+    ]
+
+
+async def test_two_workers_share_the_redis_window(
+    settings,
+    conn,
+    redis_url,
+    redis_key_prefix,
+) -> None:
+    """Two pipelines (two workers) commit interleaved batches of one chat at once through the
+    shared window: the marks equal the reference, and the window answered some digests."""
+    s = dataclasses.replace(settings, redis_url=redis_url, redis_prefix=redis_key_prefix)
+    rows = live_rows(CHAT, 160, 11)
+    parts = [rows[i : i + 10] for i in range(0, len(rows), 10)]
+
+    async def worker(mine: list) -> RepostWindow:
+        async with await Database.open(s) as db, Pipeline(db, s) as p:
+            assert p.reposts_window is not None
+            for part in mine:
+                await p.commit_source_batch(SourceBatch(source="telethon", batch=batch(part)))
+            return p.reposts_window
+
+    w1, w2 = await asyncio.gather(worker(parts[0::2]), worker(parts[1::2]))
+    assert await marks(conn) == reference(rows)
+    assert w1.seeded + w2.seeded >= 1 and w1.errors == w2.errors == 0
+    client = aioredis.Redis.from_url(redis_url)
+    try:
+        key = f"{redis_key_prefix}:msg_hash:{{{CHAT}}}"
+        assert 0 < await client.ttl(key) <= 7 * DAY
+        fields = await client.hgetall(key)
+        assert b"~since" in fields and b"~run" in fields
+        assert len(fields) - 2 == 8  # one entry per distinct text
+    finally:
+        await client.aclose()
+
+
+async def test_the_window_answers_alone_only_when_sound(
+    settings,
+    conn,
+    redis_url,
+    redis_key_prefix,
+) -> None:
+    s = dataclasses.replace(settings, redis_url=redis_url, redis_prefix=redis_key_prefix)
+    now = int(time.time())
+    old_text, new_text = "an older post of the week", "a brand new post right now"
+    await commit_raw(s, batch([(CHAT, 1, now - 2 * DAY, old_text)]))  # seeds the key
+    old, new = (content_hashes([t])[:16] for t in (old_text, new_text))
+    at = dt.datetime.fromtimestamp(now + 5, dt.UTC)
+    window = RepostWindow.from_settings(s)
+    assert window is not None
+    try:
+        async with conn.transaction():
+            got = await window.alone(
+                conn,
+                CHAT,
+                [
+                    Candidate(CHAT, 2, at, new),  # live and never seen: alone, no probe needed
+                    Candidate(CHAT, 3, at, old),  # seen this week: PostgreSQL decides
+                    Candidate(CHAT, 4, at - dt.timedelta(days=30), b"x" * 16),  # before ~since
+                ],
+            )
+        assert got == {new} and window.seeded == 0
+        client = aioredis.Redis.from_url(redis_url)
+        try:
+            await client.delete(window.key(CHAT))  # Redis lost the key
+        finally:
+            await client.aclose()
+        async with conn.transaction():
+            assert await window.alone(conn, CHAT, [Candidate(CHAT, 5, at, b"y" * 16)]) == set()
+        assert window.seeded == 1  # re-seeded from PostgreSQL; nothing trusted meanwhile
+        async with conn.transaction():
+            assert await window.alone(conn, CHAT, [Candidate(CHAT, 6, at, b"z" * 16)]) == {
+                b"z" * 16
+            }
+    finally:
+        await window.aclose()
+
+
+async def test_redis_away_the_database_still_judges(settings, conn) -> None:
+    s = dataclasses.replace(settings, redis_url="redis://127.0.0.1:1/0")
+    rows = live_rows(CHAT, 40, 5)
+    await commit_sources(
+        s,
+        *(SourceBatch(source="telethon", batch=batch(rows[i : i + 10])) for i in range(0, 40, 10)),
+    )
+    assert await marks(conn) == reference(rows)
