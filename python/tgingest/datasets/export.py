@@ -1,0 +1,260 @@
+"""`tgingest dataset export`: a version as files, with its manifest and a datasheet.
+
+    OUT/NAME-vN/train.jsonl, validation.jsonl, test.jsonl    (or .parquet)
+    OUT/NAME-vN/manifest.json                                the version's full manifest
+    OUT/NAME-vN/datasheet.md, datasheet.json                 counts per split, label balance,
+                                                             scripts, date ranges, chats
+
+Every row: chat_id, message_id, date, text, split, labels (a list of {label, annotator,
+confidence}), variant (the augmentation that made it, or null). Rows stream from the reader in
+batches; JSONL is written line by line and Parquet one row group per batch through pyarrow's
+ParquetWriter (zstd), so memory stays flat however large the version. Everything is written
+into a hidden folder beside the target and renamed into place at the end: an interrupted
+export leaves no half folder under the final name.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import asyncpg
+
+from tgingest.datasets.reader import DatasetRow, ReadStats, batches
+from tgingest.datasets.split import SPLITS
+from tgingest.datasets.versions import VersionInfo
+from tgingest.errors import InvalidInputError
+from tgingest.labels.builtin import script_of
+
+FORMATS = ("jsonl", "parquet")
+
+
+@dataclass
+class SplitSheet:
+    rows: int = 0
+    augmented: int = 0
+    chats: set[int] = field(default_factory=set)
+    labels: Counter[str] = field(default_factory=Counter)
+    unlabeled: int = 0
+    scripts: Counter[str] = field(default_factory=Counter)
+    first: str | None = None
+    last: str | None = None
+
+    def add(self, row: DatasetRow) -> None:
+        self.rows += 1
+        if row.variant is not None:
+            self.augmented += 1
+        self.chats.add(row.chat_id)
+        if row.labels:
+            self.labels.update(str(lab["label"]) for lab in row.labels)
+        else:
+            self.unlabeled += 1
+        self.scripts[script_of(row.text) or "none"] += 1
+        day = row.date.isoformat()
+        if self.first is None or day < self.first:
+            self.first = day
+        if self.last is None or day > self.last:
+            self.last = day
+
+    def as_json(self) -> dict[str, Any]:
+        return {
+            "rows": self.rows,
+            "augmented": self.augmented,
+            "chats": len(self.chats),
+            "labels": dict(self.labels.most_common()),
+            "unlabeled": self.unlabeled,
+            "scripts": dict(self.scripts.most_common()),
+            "first_date": self.first,
+            "last_date": self.last,
+        }
+
+
+def _parquet_schema() -> Any:
+    import pyarrow as pa
+
+    label = pa.struct(
+        [("label", pa.string()), ("annotator", pa.string()), ("confidence", pa.float32())]
+    )
+    return pa.schema(
+        [
+            ("chat_id", pa.int64()),
+            ("message_id", pa.int64()),
+            ("date", pa.timestamp("us", tz="UTC")),
+            ("text", pa.string()),
+            ("split", pa.string()),
+            ("labels", pa.list_(label)),
+            ("variant", pa.string()),
+        ]
+    )
+
+
+class _Writers:
+    """One open file per split, opened on its first row."""
+
+    def __init__(self, folder: Path, fmt: str) -> None:
+        self.folder, self.fmt = folder, fmt
+        self.files: dict[str, Any] = {}
+        self.schema = _parquet_schema() if fmt == "parquet" else None
+
+    def write(self, split: str, rows: list[DatasetRow]) -> None:
+        if self.fmt == "jsonl":
+            f = self.files.get(split)
+            if f is None:
+                f = self.files[split] = (self.folder / f"{split}.jsonl").open("w", encoding="utf-8")
+            f.writelines(json.dumps(r.as_json(), ensure_ascii=False) + "\n" for r in rows)
+            return
+        import pyarrow as pa
+        import pyarrow.parquet as pq
+
+        w = self.files.get(split)
+        if w is None:
+            w = self.files[split] = pq.ParquetWriter(
+                self.folder / f"{split}.parquet", self.schema, compression="zstd"
+            )
+        table = pa.Table.from_pydict(
+            {
+                "chat_id": [r.chat_id for r in rows],
+                "message_id": [r.message_id for r in rows],
+                "date": [r.date for r in rows],
+                "text": [r.text for r in rows],
+                "split": [split] * len(rows),
+                "labels": [list(r.labels) for r in rows],
+                "variant": [r.variant for r in rows],
+            },
+            schema=self.schema,
+        )
+        w.write_table(table)
+
+    def close(self) -> None:
+        for f in self.files.values():
+            f.close()
+        self.files.clear()
+
+
+def check_format(fmt: str) -> None:
+    if fmt not in FORMATS:
+        raise InvalidInputError(f"--format {fmt!r}: one of {', '.join(FORMATS)}")
+    if fmt == "parquet":
+        try:
+            import pyarrow  # noqa: F401
+        except ImportError:
+            raise InvalidInputError(
+                "Parquet export needs pyarrow: pip install 'tgingest[datasets]' "
+                "(or use --format jsonl)"
+            ) from None
+
+
+def target_folder(out_dir: Path, info: VersionInfo) -> Path:
+    return out_dir / f"{info.dataset}-v{info.version}"
+
+
+async def export(
+    conn: asyncpg.Connection,
+    info: VersionInfo,
+    *,
+    fmt: str,
+    out_dir: Path,
+    batch: int = 10_000,
+    progress: Callable[[int], None] | None = None,
+) -> dict[str, Any]:
+    """Write version `info` under out_dir/NAME-vN; returns the datasheet (with the paths)."""
+    check_format(fmt)
+    final = target_folder(out_dir, info)
+    if final.exists():
+        raise InvalidInputError(f"{final} exists already: remove it or choose another --out")
+    temp = out_dir / f".{final.name}.partial-{os.getpid()}"
+    shutil.rmtree(temp, ignore_errors=True)
+    temp.mkdir(parents=True)
+    sheets = {s: SplitSheet() for s in SPLITS}
+    stats = ReadStats()
+    writers = _Writers(temp, fmt)
+    try:
+        async for rows in batches(conn, info, size=batch, stats=stats):
+            by_split: dict[str, list[DatasetRow]] = {}
+            for r in rows:
+                by_split.setdefault(r.split, []).append(r)
+                sheets[r.split].add(r)
+            for split, part in by_split.items():
+                writers.write(split, part)
+            if progress is not None:
+                progress(stats.rows + stats.unavailable)
+        writers.close()
+        sheet = datasheet(info, sheets, stats, fmt)
+        (temp / "manifest.json").write_text(
+            json.dumps(info.manifest, indent=2, ensure_ascii=False, sort_keys=True) + "\n"
+        )
+        (temp / "datasheet.json").write_text(json.dumps(sheet, indent=2, ensure_ascii=False) + "\n")
+        (temp / "datasheet.md").write_text(datasheet_md(sheet))
+        temp.rename(final)
+    except BaseException:
+        writers.close()
+        shutil.rmtree(temp, ignore_errors=True)
+        raise
+    sheet["folder"] = str(final)
+    sheet["files"] = sorted(p.name for p in final.iterdir())
+    return sheet
+
+
+def datasheet(
+    info: VersionInfo, sheets: dict[str, SplitSheet], stats: ReadStats, fmt: str
+) -> dict[str, Any]:
+    content = info.content
+    return {
+        "dataset": info.dataset,
+        "version": info.version,
+        "sha256": info.sha256,
+        "format": fmt,
+        "created_by": info.created_by,
+        "created_at": info.created_at.isoformat(),
+        "selection": content["selection"],
+        "labels": content["labels"],
+        "split": content["split"],
+        "augmentations": content["augmentations"],
+        "rows": stats.rows,
+        "unavailable": stats.unavailable,
+        "unavailable_examples": stats.unavailable_examples,
+        "from_prior_versions": stats.from_prior_versions,
+        "excluded_near_duplicates": content["rows"]["excluded_near_duplicates"],
+        "splits": {s: sheets[s].as_json() for s in SPLITS},
+    }
+
+
+def datasheet_md(sheet: dict[str, Any]) -> str:
+    """The datasheet for people: what was selected, how it was split, what is in each split."""
+    sel = sheet["selection"]
+    lines = [
+        f"# Datasheet: {sheet['dataset']} version {sheet['version']}",
+        "",
+        f"- Version hash (sha256 of the manifest's content): `{sheet['sha256']}`",
+        f"- Made by {sheet['created_by']} at {sheet['created_at']}",
+        f"- Query: {sel['query']!r}; chats: {sel['chats'] or 'all'}; kinds: {sel['kinds']}; "
+        f"since: {sel['since']}; until: {sel['until']}",
+        f"- Labels: {sheet['labels'] or 'none'}",
+        f"- Split: {sheet['split']['ratios']} by {sheet['split']['by']} "
+        f"(seed {sheet['split']['seed']!r}; clusters: {sheet['split']['clusters']})",
+        f"- Augmentations: {[a['name'] for a in sheet['augmentations']] or 'none'}",
+        f"- Rows exported: {sheet['rows']:,}; unavailable (text no longer stored): "
+        f"{sheet['unavailable']:,}; served from prior versions of edited messages: "
+        f"{sheet['from_prior_versions']:,}; near-duplicates left out by the time split: "
+        f"{sheet['excluded_near_duplicates']:,}",
+        "",
+        "| split | rows | augmented | chats | first date | last date | unlabeled |",
+        "|---|---:|---:|---:|---|---|---:|",
+    ]
+    for name, s in sheet["splits"].items():
+        lines.append(
+            f"| {name} | {s['rows']:,} | {s['augmented']:,} | {s['chats']:,} | "
+            f"{s['first_date'] or '-'} | {s['last_date'] or '-'} | {s['unlabeled']:,} |"
+        )
+    for title, key in (("Label balance", "labels"), ("Scripts", "scripts")):
+        lines += ["", f"## {title}", "", "| split | counts |", "|---|---|"]
+        for name, s in sheet["splits"].items():
+            counts = ", ".join(f"{k}: {v:,}" for k, v in s[key].items()) or "-"
+            lines.append(f"| {name} | {counts} |")
+    return "\n".join(lines) + "\n"

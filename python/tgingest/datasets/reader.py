@@ -1,0 +1,193 @@
+"""Reading a dataset version's rows back, exactly as they were when the version was made.
+
+Rows stream through a server-side cursor in key order, in batches: memory stays flat however
+large the version. Each row's text is checked against the content digest the version recorded:
+a message edited since then is served in the version's own text (found among its prior versions
+in `message_versions`), and a row whose text can no longer be found (its month archived out of
+PostgreSQL, a hard delete) is counted as unavailable and skipped, never replaced by other text.
+Augmented rows (variant > 0) get their text by applying the augmentation again (deterministic).
+
+Every read is written to `dataset_access_log` (who, when, which version, how): the usage monitor.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from typing import Any
+
+import asyncpg
+
+from tgingest._core import content_hashes, fold_chinese
+from tgingest.datasets.split import SPLITS
+from tgingest.datasets.versions import VersionInfo, label_version
+from tgingest.errors import InvalidInputError
+
+VARIANTS = {0: None, 1: "ts-variant"}
+BATCH = 10_000
+
+
+@dataclass(frozen=True)
+class DatasetRow:
+    chat_id: int
+    message_id: int
+    date: dt.datetime
+    text: str
+    split: str
+    labels: tuple[dict[str, Any], ...]
+    variant: str | None = None  # the augmentation that made this row, None for the message
+
+    def as_json(self) -> dict[str, Any]:
+        return {
+            "chat_id": self.chat_id,
+            "message_id": self.message_id,
+            "date": self.date.isoformat(),
+            "text": self.text,
+            "split": self.split,
+            "labels": list(self.labels),
+            "variant": self.variant,
+        }
+
+
+@dataclass
+class ReadStats:
+    rows: int = 0
+    unavailable: int = 0
+    from_prior_versions: int = 0
+    unavailable_examples: list[str] = field(default_factory=list)
+
+
+_LABELS = """(SELECT coalesce(json_agg(json_build_object('label', l.label, 'annotator',
+                  l.annotator, 'confidence', l.confidence) ORDER BY l.annotator), '[]')
+              FROM labels l WHERE l.set_id = $3 AND l.from_version <= $4
+               AND (l.to_version IS NULL OR l.to_version > $4)
+               AND l.chat_id = r.chat_id AND l.message_id = r.message_id)::text"""
+
+_ROWS = """SELECT r.chat_id, r.message_id, r.split, r.variant, r.content_hash AS want,
+                  m.date, m.text, m.content_hash AS have, {labels} AS labels
+           FROM dataset_rows r
+           LEFT JOIN message_keys k ON k.chat_id = r.chat_id AND k.message_id = r.message_id
+           LEFT JOIN messages m ON m.chat_id = r.chat_id AND m.message_id = r.message_id
+                                AND m.date = k.date
+           WHERE r.version_id = $1 AND ($2::smallint IS NULL OR r.split = $2)
+           ORDER BY r.chat_id, r.message_id, r.variant"""
+
+
+def split_number(split: str | None) -> int | None:
+    if split is None:
+        return None
+    if split not in SPLITS:
+        raise InvalidInputError(f"split {split!r}: one of {', '.join(SPLITS)}")
+    return SPLITS.index(split)
+
+
+async def log_access(
+    conn: asyncpg.Connection,
+    info: VersionInfo,
+    *,
+    actor: str,
+    client: str,
+    detail: dict[str, Any] | None = None,
+) -> None:
+    await conn.execute(
+        """INSERT INTO dataset_access_log (version_id, actor, client, detail)
+           VALUES ($1, $2 || ' (db role ' || current_user || ')', $3, $4::jsonb)""",
+        info.version_id,
+        actor,
+        client,
+        json.dumps(detail or {}, sort_keys=True, default=str),
+    )
+
+
+async def _prior_texts(
+    conn: asyncpg.Connection, wanted: dict[tuple[int, int], bytes]
+) -> dict[tuple[int, int], str]:
+    """The text each (chat, message) had when its content digest was `wanted[key]`."""
+    rows = await conn.fetch(
+        """SELECT v.chat_id, v.message_id, v.text FROM message_versions v
+           JOIN unnest($1::bigint[], $2::bigint[]) AS w(chat_id, message_id)
+             ON v.chat_id = w.chat_id AND v.message_id = w.message_id""",
+        [k[0] for k in wanted],
+        [k[1] for k in wanted],
+    )
+    if not rows:
+        return {}
+    digests = content_hashes([r["text"] for r in rows])
+    found: dict[tuple[int, int], str] = {}
+    for i, r in enumerate(rows):
+        key = (r["chat_id"], r["message_id"])
+        if digests[16 * i : 16 * i + 16] == wanted[key]:
+            found[key] = r["text"]
+    return found
+
+
+async def batches(
+    conn: asyncpg.Connection,
+    info: VersionInfo,
+    *,
+    split: str | None = None,
+    size: int = BATCH,
+    stats: ReadStats | None = None,
+) -> AsyncIterator[list[DatasetRow]]:
+    """The version's rows in key order, `size` at a time. Runs in its own transaction on
+    `conn` (a cursor needs one), so `conn` must not be in one."""
+    stats = stats if stats is not None else ReadStats()
+    set_id, set_version = await label_version(conn, info)
+    sql = _ROWS.format(labels=_LABELS if set_id is not None else "'[]'")
+    async with conn.transaction(isolation="repeatable_read", readonly=True):
+        args: list[Any] = [info.rows_of, split_number(split)]
+        if set_id is not None:
+            args += [set_id, set_version]
+        cursor = await conn.cursor(sql, *args)
+        while True:
+            records = await cursor.fetch(size)
+            if not records:
+                return
+            yield await _rows(conn, records, stats)
+
+
+async def _rows(
+    conn: asyncpg.Connection, records: list[asyncpg.Record], stats: ReadStats
+) -> list[DatasetRow]:
+    wanted = {
+        (r["chat_id"], r["message_id"]): bytes(r["want"])
+        for r in records
+        if r["have"] is None or bytes(r["have"]) != bytes(r["want"])
+    }
+    prior = await _prior_texts(conn, wanted) if wanted else {}
+    texts: list[str | None] = []
+    for r in records:
+        key = (r["chat_id"], r["message_id"])
+        if key not in wanted:
+            texts.append(r["text"])
+        elif key in prior and r["date"] is not None:
+            texts.append(prior[key])
+            stats.from_prior_versions += 1
+        else:
+            texts.append(None)
+    variants = [i for i, r in enumerate(records) if r["variant"] == 1 and texts[i] is not None]
+    if variants:
+        for i, folded in zip(variants, fold_chinese([texts[i] for i in variants]), strict=True):
+            texts[i] = folded
+    out = []
+    for r, text in zip(records, texts, strict=True):
+        if text is None:
+            stats.unavailable += 1
+            if len(stats.unavailable_examples) < 10:
+                stats.unavailable_examples.append(f"{r['chat_id']}/{r['message_id']}")
+            continue
+        out.append(
+            DatasetRow(
+                r["chat_id"],
+                r["message_id"],
+                r["date"],
+                text,
+                SPLITS[r["split"]],
+                tuple(json.loads(r["labels"])),
+                VARIANTS.get(r["variant"], str(r["variant"])),
+            )
+        )
+    stats.rows += len(out)
+    return out
