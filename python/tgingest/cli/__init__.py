@@ -19,6 +19,8 @@ from rich.markup import escape
 
 from tgingest import __version__
 from tgingest.cli import backup, daemon, db, import_cmd, read, telegram
+from tgingest.cli import datasets as datasets_cmd
+from tgingest.cli import labels as labels_cmd
 from tgingest.cli.common import (
     Parser,
     configure_logging,
@@ -59,6 +61,8 @@ def build_parser() -> argparse.ArgumentParser:
     telegram.add_parsers(sub)
     daemon.add_parsers(sub)
     backup.add_parsers(sub)
+    labels_cmd.add_parsers(sub)
+    datasets_cmd.add_parsers(sub)
     return parser
 
 
