@@ -1,0 +1,360 @@
+"""Repairs inside the warehouse: the DEFAULT partition, keys and rows, media links, content
+hashes and daily aggregates. Each writes its audit row in the transaction of its change; what
+a repair removes (an extra copy of a row, a key whose row is lost, a dangling link) is kept in
+the audit row's detail or, for a row's content, in `message_versions`, so nothing is dropped
+without a trace.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from tgingest.backup.partition_ops import default_months, move_default_rows
+from tgingest.quality import aggregates, consistency, hashes, refetch
+from tgingest.quality.context import Context
+from tgingest.store import audit
+
+if TYPE_CHECKING:
+    from tgingest.quality.repair import Options, Plan
+
+DETAIL_ITEMS = 50  # items listed in an audit row's detail (the counts are always complete)
+
+
+async def audited(ctx: Context, plan: Plan, reason: str, detail: dict[str, Any]) -> None:
+    target: dict[str, Any] = {"check": plan.check}
+    if ctx.chat_id is not None:
+        target["chat_id"] = ctx.chat_id
+    plan.audit_ids.append(
+        await audit.record(ctx.conn, action="repair", target=target, reason=reason, detail=detail)
+    )
+
+
+def _listed(items: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    return [{k: _plain(v) for k, v in item.items()} for item in items[:DETAIL_ITEMS]]
+
+
+def _plain(v: Any) -> Any:
+    if isinstance(v, bytes | bytearray | memoryview):
+        return bytes(v).hex()
+    if isinstance(v, list):
+        return [_plain(x) for x in v]
+    if hasattr(v, "isoformat"):
+        return v.isoformat()
+    return v
+
+
+# ---- the DEFAULT partition -------------------------------------------------------------------
+
+
+async def default_partition(ctx: Context, options: Options, plan: Plan) -> None:
+    months = await default_months(ctx.conn)
+    for (year, month), rows in months.items():
+        plan.actions.append(f"move {rows:,} rows of {year:04d}-{month:02d} into their partition")
+        if options.dry_run:
+            plan.repaired += rows
+            continue
+        async with ctx.conn.transaction():
+            moved = await move_default_rows(ctx.conn, year, month)
+            chats = await ctx.conn.fetch(
+                """SELECT DISTINCT chat_id FROM messages
+                   WHERE date >= make_timestamptz($1, $2, 1, 0, 0, 0, 'UTC')
+                     AND date < make_timestamptz($1, $2, 1, 0, 0, 0, 'UTC') + interval '1 month'""",
+                year,
+                month,
+            )
+            await audited(
+                ctx,
+                plan,
+                "rows sat in messages_default: moved into their own monthly partition",
+                {"month": f"{year:04d}-{month:02d}", "rows": moved},
+            )
+        plan.repaired += moved
+        plan.chats |= {r["chat_id"] for r in chats}
+
+
+# ---- keys and rows -------------------------------------------------------------------------
+
+
+async def _problems(ctx: Context, name: str) -> list[dict[str, Any]]:
+    return [p for p in await consistency.key_problems(ctx) if p["problem"] == name]
+
+
+async def orphan_rows(ctx: Context, options: Options, plan: Plan) -> None:
+    """Give each keyless message its key, from its newest version's row (present = -1, digest
+    unknown: as migration 0002 did for rows older than those columns)."""
+    found = await _problems(ctx, "orphan_rows")
+    if not found:
+        return
+    triples = [(p["chat_id"], p["message_id"], d) for p in found for d in p["row_dates"]]
+    plan.actions.append(f"give {len(found):,} rows their key in message_keys")
+    plan.examples = _listed(found[:5])
+    if options.dry_run:
+        plan.repaired = len(found)
+        return
+    async with ctx.conn.transaction():
+        status = await ctx.conn.execute(
+            """INSERT INTO message_keys (chat_id, message_id, date, edit_date, present, digest)
+               SELECT DISTINCT ON (m.chat_id, m.message_id)
+                      m.chat_id, m.message_id, m.date, m.edit_date, -1, NULL
+               FROM unnest($1::bigint[], $2::bigint[], $3::timestamptz[]) AS t(c, i, d)
+               JOIN messages m ON m.chat_id = t.c AND m.message_id = t.i AND m.date = t.d
+               ORDER BY m.chat_id, m.message_id, m.edit_date DESC NULLS LAST, m.date
+               ON CONFLICT DO NOTHING""",
+            *map(list, zip(*triples, strict=True)),
+        )
+        plan.repaired = int(status.rsplit(" ", 1)[-1])
+        await audited(
+            ctx,
+            plan,
+            "message rows had no key: keys re-created from the rows",
+            {"keys_created": plan.repaired, "messages": _listed(found)},
+        )
+    plan.chats |= {p["chat_id"] for p in found}
+
+
+async def two_partitions(ctx: Context, options: Options, plan: Plan) -> None:
+    """Keep one row per message, at its key's date; when the key's own row is gone, keep the
+    newest version among the others and move the key to it. A removed copy whose content
+    differs from the kept row is kept in message_versions."""
+    found = await _problems(ctx, "two_partitions")
+    if not found:
+        return
+    rows = await ctx.conn.fetch(
+        """SELECT m.chat_id, m.message_id, m.date, m.edit_date
+           FROM unnest($1::bigint[], $2::bigint[]) AS t(c, i)
+           JOIN message_keys k ON k.chat_id = t.c AND k.message_id = t.i
+           JOIN messages m ON m.chat_id = t.c AND m.message_id = t.i""",
+        [p["chat_id"] for p in found],
+        [p["message_id"] for p in found],
+    )
+    copies: dict[tuple[int, int], list[Any]] = {}
+    for r in rows:
+        copies.setdefault((r["chat_id"], r["message_id"]), []).append(r)
+    keep: list[tuple[int, int, Any, Any]] = []  # chat, id, kept date, its edit date
+    drop: list[tuple[int, int, Any, Any]] = []  # chat, id, removed date, kept date
+    moved_keys = 0
+    for p in found:
+        mine = copies.get((p["chat_id"], p["message_id"]), [])
+        at_key = [r for r in mine if r["date"] == p["key_date"]]
+        kept = (
+            at_key[0]
+            if at_key
+            else max(
+                mine,
+                key=lambda r: (r["edit_date"] is not None, r["edit_date"] or r["date"], r["date"]),
+            )
+        )
+        if not at_key:
+            moved_keys += 1
+            keep.append((p["chat_id"], p["message_id"], kept["date"], kept["edit_date"]))
+        drop += [
+            (p["chat_id"], p["message_id"], r["date"], kept["date"]) for r in mine if r is not kept
+        ]
+    plan.actions.append(
+        f"remove {len(drop):,} extra copies of {len(found):,} messages"
+        + (f", move {moved_keys:,} keys to their only row" if moved_keys else "")
+    )
+    plan.examples = _listed(found[:5])
+    if options.dry_run:
+        plan.repaired = len(found)
+        return
+    async with ctx.conn.transaction():
+        if keep:
+            await ctx.conn.execute(
+                """UPDATE message_keys k SET date = t.d, edit_date = t.e, digest = NULL
+                   FROM unnest($1::bigint[], $2::bigint[], $3::timestamptz[], $4::timestamptz[])
+                        AS t(c, i, d, e)
+                   WHERE k.chat_id = t.c AND k.message_id = t.i""",
+                *map(list, zip(*keep, strict=True)),
+            )
+        if drop:
+            cols = list(map(list, zip(*drop, strict=True)))
+            versions = await ctx.conn.execute(
+                """INSERT INTO message_versions (chat_id, message_id, edit_date, text, entities,
+                       extra, media_type, changed, batch_id)
+                   SELECT x.chat_id, x.message_id, x.edit_date, x.text, x.entities, x.extra,
+                          x.media_type, '{}', x.batch_id
+                   FROM unnest($1::bigint[], $2::bigint[], $3::timestamptz[], $4::timestamptz[])
+                        AS t(c, i, d, kept)
+                   JOIN messages x ON x.chat_id = t.c AND x.message_id = t.i AND x.date = t.d
+                   JOIN messages k ON k.chat_id = t.c AND k.message_id = t.i AND k.date = t.kept
+                   WHERE (x.edit_date, x.text) IS DISTINCT FROM (k.edit_date, k.text)
+                   ON CONFLICT DO NOTHING""",
+                *cols,
+            )
+            await ctx.conn.execute(
+                """DELETE FROM messages x
+                   USING unnest($1::bigint[], $2::bigint[], $3::timestamptz[]) AS t(c, i, d)
+                   WHERE x.chat_id = t.c AND x.message_id = t.i AND x.date = t.d""",
+                *cols[:3],
+            )
+        else:
+            versions = "INSERT 0 0"
+        await audited(
+            ctx,
+            plan,
+            "messages stored at more than one date: one row kept, at its key's date",
+            {
+                "messages": len(found),
+                "copies_removed": len(drop),
+                "keys_moved": moved_keys,
+                "copies_kept_as_versions": int(versions.rsplit(" ", 1)[-1]),
+                "removed": _listed(
+                    [{"chat_id": c, "message_id": i, "date": d, "kept": k} for c, i, d, k in drop]
+                ),
+            },
+        )
+    plan.repaired = len(found)
+    plan.chats |= {p["chat_id"] for p in found}
+
+
+async def orphan_keys(ctx: Context, options: Options, plan: Plan) -> None:
+    """A key whose row is lost blocks the message from ever being stored again (a replay of it
+    is judged already stored): drop the key (kept in the audit detail) and ask the daemon to
+    read the message again; an import of the export that holds it stores it as well."""
+    found = await _problems(ctx, "orphan_keys")
+    if not found:
+        return
+    plan.actions.append(
+        f"drop {len(found):,} keys whose row is lost and queue those messages to be read again"
+    )
+    plan.examples = _listed(found[:5])
+    if options.dry_run:
+        plan.repaired = len(found)
+        return
+    async with ctx.conn.transaction():
+        gone = await ctx.conn.fetch(
+            """DELETE FROM message_keys k USING unnest($1::bigint[], $2::bigint[]) AS t(c, i)
+               WHERE k.chat_id = t.c AND k.message_id = t.i
+                 AND NOT EXISTS (SELECT 1 FROM messages m WHERE m.chat_id = k.chat_id
+                                 AND m.message_id = k.message_id AND m.date = k.date)
+               RETURNING k.chat_id, k.message_id, k.date, k.edit_date, k.digest""",
+            [p["chat_id"] for p in found],
+            [p["message_id"] for p in found],
+        )
+        by_chat: dict[int, list[tuple[int, int]]] = {}
+        for g in gone:
+            by_chat.setdefault(g["chat_id"], []).append((g["message_id"], g["message_id"]))
+        for chat_id, ranges in by_chat.items():
+            plan.queued += await refetch.request(ctx.conn, chat_id, ranges, "orphan_keys")
+        await audited(
+            ctx,
+            plan,
+            "message keys without their row: dropped so the messages can be stored again, "
+            "re-read requested",
+            {"keys_dropped": len(gone), "keys": _listed([dict(g) for g in gone])},
+        )
+    plan.repaired = len(gone)
+    plan.chats |= set(by_chat)
+
+
+async def orphan_links(ctx: Context, options: Options, plan: Plan) -> None:
+    found = await consistency.orphan_links(ctx)
+    if not found:
+        return
+    plan.actions.append(f"remove {len(found):,} media links to nothing")
+    plan.examples = _listed(found[:5])
+    if options.dry_run:
+        plan.repaired = len(found)
+        return
+    async with ctx.conn.transaction():
+        status = await ctx.conn.execute(
+            """DELETE FROM message_media mm
+               USING unnest($1::bigint[], $2::bigint[], $3::bytea[]) AS t(c, i, s)
+               WHERE mm.chat_id = t.c AND mm.message_id = t.i AND mm.sha256 = t.s""",
+            [x["chat_id"] for x in found],
+            [x["message_id"] for x in found],
+            [x["sha256"] for x in found],
+        )
+        plan.repaired = int(status.rsplit(" ", 1)[-1])
+        await audited(
+            ctx,
+            plan,
+            "media links to a message or media row that does not exist: removed",
+            {"links_removed": plan.repaired, "links": _listed(found)},
+        )
+
+
+# ---- content hashes and aggregates ---------------------------------------------------------
+
+
+async def content_hash(ctx: Context, options: Options, plan: Plan) -> None:
+    bad = await hashes.mismatches(ctx)
+    if not bad:
+        return
+    plan.actions.append(f"re-hash {len(bad):,} rows with the pipeline's content hash")
+    plan.examples = _listed(bad[:5])
+    if options.dry_run:
+        plan.repaired = len(bad)
+        return
+    async with ctx.conn.transaction():
+        status = await ctx.conn.execute(
+            """UPDATE messages m SET content_hash = t.h
+               FROM unnest($1::bigint[], $2::bigint[], $3::timestamptz[], $4::bytea[])
+                    AS t(c, i, d, h)
+               WHERE m.chat_id = t.c AND m.message_id = t.i AND m.date = t.d""",
+            [b["chat_id"] for b in bad],
+            [b["message_id"] for b in bad],
+            [b["date"] for b in bad],
+            [b["computed"] for b in bad],
+        )
+        plan.repaired = int(status.rsplit(" ", 1)[-1])
+        await audited(
+            ctx,
+            plan,
+            "content hashes disagreed with the text: recomputed by the Rust core",
+            {"rows": plan.repaired, "rehashed": _listed(bad)},
+        )
+
+
+async def daily_stats(ctx: Context, options: Options, plan: Plan) -> None:
+    """Recompute the chat-days that disagree with their rows. Days whose rows are not all hot
+    (an archived month) keep their stored columns beyond the message count."""
+    diffs = await aggregates.daily_diffs(ctx)
+    if not diffs:
+        return
+    layers = await aggregates.has_layers(ctx)
+    cols = ["messages", "media", *(aggregates._LAYER_COLS if layers else ())]
+    plan.actions.append(f"recompute {len(diffs):,} chat-days of chat_daily_stats")
+    plan.examples = _listed(diffs[:5])
+    if options.dry_run:
+        plan.repaired = len(diffs)
+        return
+    gone = [d for d in diffs if d["want_messages"] == 0]
+    kept = [d for d in diffs if d["want_messages"] != 0]
+
+    def value(d: dict[str, Any], c: str) -> int:
+        if c == "messages" or d["all_hot"]:
+            return int(d[f"want_{c}"])
+        return int(d[f"have_{c}"] or 0)
+
+    async with ctx.conn.transaction():
+        if gone:
+            await ctx.conn.execute(
+                """DELETE FROM chat_daily_stats d
+                   USING unnest($1::bigint[], $2::date[]) AS t(c, day)
+                   WHERE d.chat_id = t.c AND d.day = t.day""",
+                [d["chat_id"] for d in gone],
+                [d["day"] for d in gone],
+            )
+        if kept:
+            # Column names come from the constant list above, never from input.
+            types = ["bigint[]", "date[]"] + ["int[]"] * len(cols)
+            params = ", ".join(f"${n + 1}::{t}" for n, t in enumerate(types))
+            await ctx.conn.execute(
+                f"""INSERT INTO chat_daily_stats AS s (chat_id, day, {", ".join(cols)})
+                    SELECT * FROM unnest({params})
+                    ON CONFLICT (chat_id, day) DO UPDATE SET
+                        {", ".join(f"{c} = excluded.{c}" for c in cols)}""",
+                [d["chat_id"] for d in kept],
+                [d["day"] for d in kept],
+                *[[value(d, c) for d in kept] for c in cols],
+            )
+        await audited(
+            ctx,
+            plan,
+            "daily aggregates disagreed with the rows: recomputed",
+            {"chat_days": len(diffs), "changes": _listed(diffs)},
+        )
+    plan.repaired = len(diffs)
+    plan.chats |= {d["chat_id"] for d in diffs}

@@ -1,0 +1,249 @@
+"""`tgingest quality check|repair`: warehouses damaged on purpose, one damage per check; each
+check finds exactly its damage, the repair fixes it (the check is clean afterwards) and writes
+its audit row. Real PostgreSQL, real files, the real CLI for exit codes and JSON."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import os
+from pathlib import Path
+
+import asyncpg
+import pytest
+
+from tgingest._core import RawBatch
+from tgingest.config import Settings
+from tgingest.pipeline import Pipeline
+from tgingest.quality.checks import run_checks
+from tgingest.quality.context import Context
+from tgingest.quality.repair import Options, run_repairs
+from tgingest.records import SourceBatch
+from tgingest.samples import write_export
+from tgingest.store import audit
+from tgingest.store.database import Database
+
+from helpers import commit_sources, import_export, run_cli
+
+pytestmark = pytest.mark.pg
+
+CHAT = -1001500000000  # the sample export's public supergroup: ids numbered per chat
+DAY = 86400
+
+
+def raw(chat_id: int, ids: list[int], dates: list[int], text: str = "synthetic") -> SourceBatch:
+    return SourceBatch(
+        source="telethon-live",
+        batch=RawBatch.from_columns(
+            chat_id=[chat_id] * len(ids),
+            message_id=ids,
+            date=dates,
+            text=[f"{text} {i}" for i in ids],
+            sender_id=[7] * len(ids),
+        ),
+    )
+
+
+def env_of(settings: Settings) -> dict[str, str]:
+    return {
+        **os.environ,
+        "TGINGEST_DSN": settings.dsn,
+        "TGINGEST_DATA_DIR": str(settings.data_dir),
+        "COLUMNS": "200",
+    }
+
+
+async def findings(conn: asyncpg.Connection, settings: Settings, **kw) -> dict[tuple, int]:
+    """(check, severity) -> count of every finding at warning level or above."""
+    ctx = Context(conn, settings.media_root, **kw)
+    out = await run_checks(ctx)
+    return {(f.check, f.severity): f.count for f in out.findings if f.severity != "info"}
+
+
+async def repairs(conn: asyncpg.Connection, settings: Settings, names=None, **kw):
+    ctx = Context(conn, settings.media_root)
+    return {p.check: p for p in await run_repairs(ctx, names, Options(**kw))}
+
+
+async def test_a_clean_import_is_clean_and_exits_0(settings, tmp_path) -> None:
+    await import_export(settings, write_export(tmp_path / "exp", messages_per_chat=300, chats=2))
+    proc = run_cli(env_of(settings), "quality", "check", "--json")
+    report = json.loads(proc.stdout)
+    assert report["exit_code"] == 0 and report["findings"] == [], report
+    assert set(report["checks"]) >= {"gaps", "content_hash", "daily_stats", "volume"}
+    human = run_cli(env_of(settings), "quality", "check").stdout
+    assert "clean" in human
+
+
+async def test_each_damage_is_found_exactly_then_repaired_and_audited(
+    settings, conn, tmp_path
+) -> None:
+    await import_export(settings, write_export(tmp_path / "exp", messages_per_chat=400))
+    last = await conn.fetchval(
+        "SELECT extract(epoch FROM max(date))::bigint FROM message_keys WHERE chat_id = $1", CHAT
+    )
+    # Ids 500-504 arrive live without coverage: 401-499 were never read (a gap).
+    await commit_sources(settings, raw(CHAT, [500, 501, 502, 503, 504], [last + 1] * 5))
+    # A writer that believes a month's partition exists (it was archived under it): its row
+    # lands in the DEFAULT partition.
+    async with await Database.open(settings) as db, Pipeline(db, settings) as pipeline:
+        month = dt.datetime.fromtimestamp(last - 40 * DAY, dt.UTC)
+        pipeline.partitions._known.add((month.year, month.month))
+        await pipeline.commit_source_batch(raw(CHAT, [505], [last - 40 * DAY]))
+    assert await conn.fetchval("SELECT count(*) FROM messages_default") == 1
+
+    # A media file gone from the folder, another moved to the trash by hand.
+    media = await conn.fetch("SELECT sha256, path FROM media ORDER BY path")
+    root = settings.media_root
+    gone, trashed = media[0]["path"], media[1]["path"]
+    (root / gone).unlink()
+    (root / ".trash").mkdir(mode=0o700)
+    (root / trashed).rename(root / ".trash" / f"1700000000-{Path(trashed).name}")
+    # A content hash that is not its text's, an aggregate off by 5.
+    await conn.execute(
+        "UPDATE messages SET content_hash = '\\x00' WHERE chat_id = $1 AND message_id = 10", CHAT
+    )
+    broken_day = await conn.fetchval(
+        "SELECT day FROM chat_daily_stats WHERE chat_id = $1 ORDER BY day LIMIT 1", CHAT
+    )
+    await conn.execute(
+        "UPDATE chat_daily_stats SET messages = messages + 5 WHERE chat_id = $1 AND day = $2",
+        CHAT,
+        broken_day,
+    )
+    # A link to a message that does not exist; a row whose key is gone; a key whose row is gone;
+    # a second copy of a message at another date.
+    await conn.execute(
+        "INSERT INTO message_media (chat_id, message_id, sha256) VALUES ($1, 99999, $2)",
+        CHAT,
+        media[2]["sha256"],
+    )
+    await conn.execute("DELETE FROM message_keys WHERE chat_id = $1 AND message_id = 60", CHAT)
+    await conn.execute("DELETE FROM messages WHERE chat_id = $1 AND message_id = 40", CHAT)
+    await conn.execute(
+        "CREATE TEMP TABLE copy20 AS SELECT * FROM messages WHERE chat_id = $1 AND message_id = 20",
+        CHAT,
+    )
+    await conn.execute("UPDATE copy20 SET date = date - interval '1 hour'")
+    await conn.execute("INSERT INTO messages SELECT * FROM copy20")
+    day_of_60 = await conn.fetchval(
+        "SELECT (date AT TIME ZONE 'UTC')::date FROM messages"
+        " WHERE chat_id = $1 AND message_id = 60",
+        CHAT,
+    )
+
+    ctx = Context(conn, settings.media_root)
+    out = await run_checks(ctx)
+    by = {(f.check, f.severity): f for f in out.findings}
+    assert {k: f.count for k, f in by.items() if k[1] != "info"} == {
+        ("gaps", "warning"): 1,
+        ("missing_media", "error"): 2,
+        ("default_partition", "error"): 1,
+        ("orphan_keys", "error"): 1,
+        ("orphan_rows", "error"): 1,
+        ("two_partitions", "error"): 1,
+        ("orphan_links", "warning"): 1,
+        ("daily_stats", "warning"): len({broken_day, day_of_60}),
+        ("content_hash", "error"): 1,
+    }
+    assert by[("gaps", "warning")].examples == [
+        {"chat_id": CHAT, "from_id": 401, "to_id": 499, "ids": 99}
+    ]
+    assert by[("orphan_keys", "error")].examples[0]["message_id"] == 40
+    assert by[("orphan_rows", "error")].examples[0]["message_id"] == 60
+    assert by[("two_partitions", "error")].examples[0]["message_id"] == 20
+    assert by[("content_hash", "error")].examples[0]["message_id"] == 10
+    assert {e["day"] for e in by[("daily_stats", "warning")].examples} == {broken_day, day_of_60}
+    assert by[("default_partition", "error")].examples[0]["message_id"] == 505
+    assert by[("gaps", "warning")].repair == f"tgingest quality repair --check gaps --chat {CHAT}"
+    # Exit code 4 (errors) through the CLI, with the same findings in JSON.
+    proc = run_cli(env_of(settings), "quality", "check", "--json", check=False)
+    assert proc.returncode == 4, proc.stderr
+    assert {f["check"] for f in json.loads(proc.stdout)["findings"]} >= {"orphan_keys", "gaps"}
+
+    # --dry-run plans and writes nothing.
+    before = await conn.fetchval("SELECT count(*) FROM audit_log")
+    planned = await repairs(conn, settings, dry_run=True)
+    assert planned["content_hash"].repaired == 1 and planned["gaps"].queued == 1
+    assert await conn.fetchval("SELECT count(*) FROM audit_log") == before
+    assert (await findings(conn, settings)).keys() == {k for k in by if k[1] != "info"}
+
+    done = await repairs(conn, settings, account="me")
+    assert done["missing_media"].repaired == 1 and done["missing_media"].queued == 1
+    assert (root / trashed).is_file()  # back from the trash, content verified
+    pending = await conn.fetch("SELECT chat_id, message_id, account FROM media_pending")
+    assert pending and all(r["account"] == "me" for r in pending)
+    assert await conn.fetchval("SELECT count(*) FROM messages_default") == 0
+    assert (
+        await conn.fetchval(
+            "SELECT count(*) FROM messages WHERE chat_id = $1 AND message_id = 20", CHAT
+        )
+        == 1
+    )
+    # What is left is only what waits for the daemon: the gap and the download, both queued.
+    after = await run_checks(Context(conn, settings.media_root))
+    assert {(f.check, f.severity) for f in after.findings if f.severity != "info"} == set()
+    queued = {f.check for f in after.findings if f.severity == "info"}
+    assert {"gaps", "missing_media"} <= queued
+    requests = await conn.fetch("SELECT chat_id, lo, hi, reason FROM refetch_requests ORDER BY lo")
+    assert [(r["lo"], r["hi"], r["reason"]) for r in requests] == [
+        (40, 40, "orphan_keys"),
+        (401, 499, "gaps"),
+    ]
+    # Every repair is in the audit log: who, when, what, why.
+    log = await audit.entries(conn, action="repair", limit=100)
+    audited = {e["target"]["check"] for e in log}
+    assert audited == set(done) and all(e["actor"] and e["reason"] and e["at"] for e in log)
+    rehash = next(e for e in log if e["target"]["check"] == "content_hash")
+    assert rehash["detail"]["rows"] == 1 and rehash["detail"]["rehashed"][0]["message_id"] == 10
+    dropped = next(e for e in log if e["target"]["check"] == "orphan_keys")
+    assert dropped["detail"]["keys"][0]["message_id"] == 40  # the dropped key, kept here
+    # A second repair finds nothing left to do.
+    assert await repairs(conn, settings) == {}
+
+
+async def test_freshness_and_volume_on_a_followed_chat(settings, conn) -> None:
+    now = int(dt.datetime.now(dt.UTC).timestamp())
+    chat = -1001777000001
+    start = now - 60 * DAY
+    ids, dates, next_id = [], [], 1
+    for day in range(30):  # 40 messages a day for 30 days, ending 30 days ago
+        n = {10: 2, 20: 400}.get(day, 40)  # day 10 lost most of its rows; day 20 a spike
+        for k in range(n):
+            ids.append(next_id + k)
+            dates.append(start + day * DAY + 600 + k * 60)
+        next_id += 40 if day == 10 else n  # day 10's missing ids were never stored
+    batch = raw(chat, ids, dates)
+    await commit_sources(settings, batch)
+    ctx = Context(conn, settings.media_root)
+    # Not followed by any daemon: an old archive is not stale.
+    assert not [f for f in (await run_checks(ctx, ["freshness"])).findings]
+    await conn.execute(
+        """INSERT INTO daemon_status (process, kind, started_at, state)
+           VALUES ('run:host:1', 'run', now(), $1::jsonb)""",
+        json.dumps({"chats": {str(chat): {"owner": "me", "state": "live"}}}),
+    )
+    out = await run_checks(Context(conn, settings.media_root), ["freshness", "volume"])
+    by = {(f.check, f.severity): f for f in out.findings}
+    assert set(by) == {("freshness", "warning"), ("volume", "warning"), ("volume", "info")}
+    assert by[("freshness", "warning")].examples[0]["chat_id"] == chat
+    assert by[("freshness", "warning")].examples[0]["usual_gap_days"] == 1.0
+    drop = by[("volume", "warning")].examples
+    assert [(d["messages"], d["missing_ids"]) for d in drop] == [(2, 38)]
+    assert [d["messages"] for d in by[("volume", "info")].examples] == [400]
+    # Repair asks the daemon to read the lost day's id span again; the drop is then queued.
+    done = await repairs(conn, settings, ["volume", "freshness"])
+    assert done["volume"].queued == 1 and "freshness" not in done
+    span = await conn.fetchrow("SELECT lo, hi, reason FROM refetch_requests")
+    assert span["reason"] == "volume" and span["hi"] - span["lo"] + 1 == 40
+    again = await run_checks(Context(conn, settings.media_root), ["volume"])
+    assert {f.severity for f in again.findings} == {"info"}
+    # The CLI: warnings only exit 3; --severity error hides them and exits 0; usage errors 2.
+    env = env_of(settings)
+    assert run_cli(env, "quality", "check", "--check", "freshness", check=False).returncode == 3
+    quiet = run_cli(env, "quality", "check", "--severity", "error", "--check", "freshness")
+    assert "clean" in quiet.stdout
+    bad = run_cli(env, "quality", "check", "--check", "nonsense", check=False)
+    assert bad.returncode == 2 and len(bad.stderr.strip().splitlines()) == 1
+    fix = run_cli(env, "quality", "repair", "--check", "freshness", "--json")
+    assert "tgingest status" in json.loads(fix.stdout)["not_repairable"]["freshness"]
