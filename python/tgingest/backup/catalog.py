@@ -72,6 +72,15 @@ CATALOG: tuple[TableSpec, ...] = (
     TableSpec("audit_log", DELTA, ("audit_id",)),
     TableSpec("chat_daily_senders", DELTA, ("chat_id", "day", "sender_id")),
     TableSpec("user_daily_stats", DELTA, ("user_id", "day")),
+    # Labels and datasets (migration 0011): versions are append-only; a label row is updated
+    # only to close its range of versions (to_version), which an upsert on its key carries.
+    TableSpec("label_sets", DELTA, ("set_id",)),
+    TableSpec("label_set_versions", DELTA, ("set_id", "version")),
+    TableSpec("labels", DELTA, ("set_id", "chat_id", "message_id", "annotator", "from_version")),
+    TableSpec("datasets", DELTA, ("dataset_id",)),
+    TableSpec("dataset_versions", DELTA, ("version_id",)),
+    TableSpec("dataset_rows", DELTA, ("version_id", "chat_id", "message_id", "variant")),
+    TableSpec("dataset_access_log", DELTA, ("access_id",)),
     TableSpec("schema_migrations", SKIP),
     TableSpec("daemon_status", SKIP),
     # The ODS keeps already-compressed source records for TGINGEST_ODS_DAYS and prunes older
