@@ -61,6 +61,18 @@ class Metrics:
             registry=r,
         )
         self.media = Counter("tgingest_media_downloads", "Media downloads", ["result"], registry=r)
+        # Refreshed by the daemon's periodic quality pass (tgingest.quality.checks.CHEAP).
+        self.quality_findings = Gauge(
+            "tgingest_quality_findings",
+            "Things found by the periodic quality checks (tgingest quality check)",
+            ["check", "severity"],
+            registry=r,
+        )
+        self.quality_checked = Gauge(
+            "tgingest_quality_checked_timestamp_seconds",
+            "When the periodic quality checks last completed (Unix time)",
+            registry=r,
+        )
 
     def serve(self, port: int, addr: str = "127.0.0.1") -> None:
         """Expose /metrics on `addr:port` (loopback by default)."""

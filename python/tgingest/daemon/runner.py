@@ -34,6 +34,7 @@ from tgingest.daemon.media_fetcher import MediaFetcher
 from tgingest.daemon.metrics import Metrics
 from tgingest.errors import ConfigError
 from tgingest.pipeline import Pipeline
+from tgingest.quality import periodic, refetch
 from tgingest.records import SourceBatch
 from tgingest.sources.telegram.client import TgClient, WarehouseSession, connect, session_path
 from tgingest.sources.telegram.flood import FloodWaits
@@ -80,6 +81,7 @@ class Daemon:
         metrics: Metrics | None = None,
         reconcile_every: float = 900.0,
         status_every: float = 5.0,
+        quality_every: float = periodic.EVERY,
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
     ) -> None:
         self.settings = settings
@@ -87,6 +89,7 @@ class Daemon:
         self.metrics = metrics or Metrics()
         self.reconcile_every = reconcile_every
         self.status_every = status_every
+        self.quality_every = quality_every
         self.floods = FloodWaits(sleep=sleep)
         self.floods.on_change = self._publish_floods
         self.accounts: dict[str, Account] = {}
@@ -271,6 +274,9 @@ class Daemon:
         self._spawn(self._status_loop(), "status")
         assert self.db is not None
         self._spawn(run_daily(self.db, self.settings), "partitions-maintain")
+        self._spawn(
+            periodic.run(self.db, self.settings, self.metrics, self.quality_every), "quality"
+        )
 
     def _spawn(self, coro: Awaitable[Any], name: str) -> None:
         self._tasks.append(asyncio.create_task(coro, name=name))  # type: ignore[arg-type]
@@ -378,6 +384,7 @@ class Daemon:
             for lo, hi in missing:
                 async for sb in reader.read_range(lo, hi):
                     await self._put(sb)
+        await self._refetch(chat, reader, newest)
 
         async def stored(lo: int) -> list[int]:
             assert self.db is not None and self.sink is not None
@@ -389,6 +396,23 @@ class Daemon:
         if refreshed is not None:
             await self._put(refreshed)
         chat.state = "live" if opts.live else "idle"
+
+    async def _refetch(self, chat: Followed, reader: ChatReader, newest: int) -> None:
+        """Read again the id ranges `tgingest quality repair` asked for (refetch_requests),
+        whatever coverage says; settle them once what was read is handed over and drained."""
+        assert self.db is not None and self.sink is not None
+        async with self.db.pool.acquire() as conn:
+            asked = await refetch.open_requests(conn, chat.chat_id)
+        if not asked:
+            return
+        log.info("chat %s: reading %d requested range(s) again", chat.chat_id, len(asked))
+        for lo, hi in asked:
+            if lo <= newest:  # ids above the chat's newest do not exist (yet)
+                async for sb in reader.read_range(lo, min(hi, newest)):
+                    await self._put(sb)
+        await self.sink.drain()
+        async with self.db.pool.acquire() as conn:
+            await refetch.settle(conn, chat.chat_id, asked)
 
     # ---- status ------------------------------------------------------------------------------
 
