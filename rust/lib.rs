@@ -26,6 +26,7 @@ pub mod export;
 pub mod hash;
 pub mod html_export;
 pub mod message;
+pub mod near_dup;
 pub mod normalize;
 pub mod pgcopy;
 pub mod pipeline;

@@ -9,6 +9,7 @@ mod copy;
 mod errors;
 mod export;
 mod html_export;
+mod near_dup;
 mod text;
 
 use pyo3::prelude::*;
@@ -44,5 +45,6 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     export::register(m)?;
     html_export::register(m)?;
     batch::register(m)?;
+    near_dup::register(m)?;
     Ok(())
 }
