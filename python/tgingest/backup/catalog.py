@@ -52,6 +52,7 @@ CATALOG: tuple[TableSpec, ...] = (
     TableSpec("checkpoints", SNAPSHOT),
     TableSpec("coverage", SNAPSHOT),
     TableSpec("media_pending", SNAPSHOT),
+    TableSpec("refetch_requests", SNAPSHOT),  # quality repair's re-reads, settled by the daemon
     TableSpec("archived_months", SNAPSHOT),
     TableSpec("storage_snapshots", SNAPSHOT),  # pruned after 400 days
     TableSpec("query_stats", SNAPSHOT),
