@@ -75,21 +75,27 @@ class Dataset:
             raise RuntimeError("the dataset is not open (use `async with tds.open(...) as ds`)")
         return self._db, self.info
 
+    def _info(self) -> VersionInfo:
+        if self.info is None:
+            raise RuntimeError("the dataset is not open (use `async with tds.open(...) as ds`)")
+        return self.info
+
+    # What the version is stays readable after the `async with` block.
     @property
     def name(self) -> str:
-        return self._open()[1].dataset
+        return self._info().dataset
 
     @property
     def version(self) -> int:
-        return self._open()[1].version
+        return self._info().version
 
     @property
     def sha256(self) -> str:
-        return self._open()[1].sha256
+        return self._info().sha256
 
     @property
     def manifest(self) -> dict[str, Any]:
-        return self._open()[1].manifest
+        return self._info().manifest
 
     async def batches(
         self, split: str | None = None, *, size: int = 10_000
