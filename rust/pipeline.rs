@@ -61,7 +61,7 @@ pub fn process_at(
             let norm = normalize::normalize(&m.text);
             let key = normalize::content_key_normalized(&norm);
             builder.build_normalized(&norm);
-            let simhash = hash::simhash(builder.iter().map(|(l, _)| l));
+            let simhash = hash::simhash(builder.classic());
             let service_text = readable(m);
             if let Some(sentence) = &service_text {
                 // Searchable beside the text; the content digest stays the text's own.
@@ -321,6 +321,27 @@ pub fn daily_counts(
         .collect()
 }
 
+/// Per (chat_id, UTC day, sender_id): messages and messages with media, over the kept rows
+/// that have a sender, sorted (the lock order of the per-sender daily aggregates).
+pub fn sender_daily_counts(
+    batch: &[RawMessage],
+    rows: &[ProcessedRow],
+    skip: Option<&[bool]>,
+) -> Vec<(i64, i32, i64, i64, i64)> {
+    let mut counts: std::collections::BTreeMap<(i64, i32, i64), (i64, i64)> = Default::default();
+    for (_, (m, _)) in kept(batch, rows, skip) {
+        let Some(sender) = m.sender_id else { continue };
+        let day = m.date.div_euclid(86_400) as i32;
+        let slot = counts.entry((m.chat_id, day, sender)).or_default();
+        slot.0 += 1;
+        slot.1 += i64::from(m.media_type.is_some());
+    }
+    counts
+        .into_iter()
+        .map(|((chat, day, sender), (n, media))| (chat, day, sender, n, media))
+        .collect()
+}
+
 /// Distinct (year, month) of the storable rows' UTC dates, sorted: the partitions they need.
 /// Rejected rows need none (their dates may be anything).
 pub fn months(batch: &[RawMessage], rows: &[ProcessedRow]) -> Vec<(i32, u32)> {
@@ -523,6 +544,14 @@ mod tests {
         let counts = daily_counts(&b, &rows, Some(&skip));
         // 1_700_000_000 is day 19675; message 3 is the next day and has media.
         assert_eq!(counts, vec![(-1001, 19675, 1, 0), (-1001, 19676, 1, 1)]);
+        // Per sender: the same rows, less those without a sender.
+        let by_sender = sender_daily_counts(&b, &rows, Some(&skip));
+        let with_sender: i64 = b
+            .iter()
+            .zip(skip)
+            .filter(|(m, s)| !*s && m.sender_id.is_some())
+            .count() as i64;
+        assert_eq!(by_sender.iter().map(|r| r.3).sum::<i64>(), with_sender);
         let (keys, n) = encode(&b, &rows, Some(&skip), None, Target::Keys, 1 << 20).unwrap();
         assert_eq!(n, 2);
         // header 19 bytes, 2 rows of (2 + 4+8 + 4+8 + 4+8 + 4 + 4+4 + 4+8) bytes, trailer 2.

@@ -176,6 +176,8 @@ class Settings:
         dates spread wider than that usually mean damaged input, not history.
     db_retry_seconds: how long a commit keeps retrying a lost connection or a restarting
         server before giving up (TGINGEST_DB_RETRY_SECONDS; 0 = no retry).
+    ods_days: how long the ODS keeps each batch's source records (TGINGEST_ODS_DAYS, default
+        30; 0 = no ODS): compressed, about 0.1x of the raw export (docs/layers.md).
     protection: backups, archives, tiers and media gc (see Protection).
     """
 
@@ -192,6 +194,7 @@ class Settings:
     cache_lease_ms: int = 1000
     max_new_partitions: int = 240
     db_retry_seconds: int = 30
+    ods_days: int = 30
     protection: Protection = field(default_factory=Protection)
 
     @classmethod
@@ -215,6 +218,7 @@ class Settings:
             cache_lease_ms=_int(env, "TGINGEST_CACHE_LEASE_MS", 1000, 50, 60_000),
             max_new_partitions=_int(env, "TGINGEST_MAX_NEW_PARTITIONS", 240, 1, 100_000),
             db_retry_seconds=_int(env, "TGINGEST_DB_RETRY_SECONDS", 30, 0, 3600),
+            ods_days=_int(env, "TGINGEST_ODS_DAYS", 30, 0, 36_500),
             protection=Protection.from_env(env),
         )
 

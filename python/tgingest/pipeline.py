@@ -40,6 +40,7 @@ from tgingest.records import (
 )
 from tgingest.replay_filter import ReplayFilter
 from tgingest.sources.base import Source
+from tgingest.store import ods
 from tgingest.store.database import Database
 from tgingest.store.media import MediaStore, safe_ext
 from tgingest.store.partitions import Partitions
@@ -156,6 +157,8 @@ class Pipeline:
         bloom = self.replay.bloom if self.replay is not None else None
         result = process_batch(sb.batch, bloom)
         p = Prepared(source=sb, result=result)
+        if self.settings.ods_days > 0 and len(sb.batch) > 0:
+            p.ods = ods.pack(sb.batch)  # the ODS copy, compressed here, off the transaction
         if sb.local_media:
             self._store_local_media(p)
         sb.coverage = _trim_coverage(sb, {(c, m) for _, c, m, _, _ in result.rejected})

@@ -578,6 +578,13 @@ impl BatchResult {
         let skip = skip_mask(skip);
         pipeline::daily_counts(&self.batch.get().messages, &self.rows, skip.as_deref())
     }
+
+    /// (chat_id, UTC day, sender_id, messages, with media) of the same rows that have a sender.
+    #[pyo3(signature = (skip=None))]
+    fn sender_daily_counts(&self, skip: Option<Vec<u8>>) -> Vec<(i64, i32, i64, i64, i64)> {
+        let skip = skip_mask(skip);
+        pipeline::sender_daily_counts(&self.batch.get().messages, &self.rows, skip.as_deref())
+    }
 }
 
 /// (index, chat_id, message_id, reason, the message as JSON) of one conflict or rejected row.

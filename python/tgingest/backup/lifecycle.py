@@ -31,6 +31,7 @@ from tgingest.backup import archive, partition_ops
 from tgingest.backup.catalog import checked, partitions
 from tgingest.backup.tasks import connection
 from tgingest.config import Settings
+from tgingest.store import ods
 from tgingest.store.database import Database
 from tgingest.store.partitions import Partitions
 
@@ -51,6 +52,7 @@ class Report:
     compacted: list[str] = field(default_factory=list)
     archived: list[dict[str, Any]] = field(default_factory=list)
     superseded_removed: int = 0
+    ods_pruned: int = 0  # ODS batches past TGINGEST_ODS_DAYS dropped (store/ods.py)
     problems: list[str] = field(default_factory=list)
     skipped: str | None = None  # another maintain held the lock
     dry_run: bool = False
@@ -121,6 +123,8 @@ async def maintain(
                 progress(name, 1)
         async with connection(db.pool) as conn:
             report.superseded_removed = await archive.remove_superseded(conn, settings.archive_root)
+            if settings.ods_days > 0:
+                report.ods_pruned = await ods.prune(conn, settings.ods_days, now=now)
     return report
 
 

@@ -72,7 +72,7 @@ def newer(a: str, b: str) -> str:
 _NEWEST_PER_KEY = f"""
     SELECT DISTINCT ON (chat_id, message_id) {{columns}} FROM {STAGING}
     ORDER BY chat_id, message_id, edit_date DESC NULLS LAST"""
-_KEY_SOURCE_COLS = ", ".join([*KEY_COLS, "media_type"])
+_KEY_SOURCE_COLS = ", ".join([*KEY_COLS, "media_type", "sender_id"])
 _KEYS_SQL = f"""
 WITH s AS ({{staging}}), k AS (
     INSERT INTO message_keys AS k ({", ".join(KEY_COLS)})
@@ -93,8 +93,18 @@ WITH s AS ({{staging}}), k AS (
     GROUP BY 1, 2 ORDER BY 1, 2  -- one lock order: concurrent batches never deadlock
     ON CONFLICT (chat_id, day) DO UPDATE SET
         messages = d.messages + excluded.messages, media = d.media + excluded.media
+), by_sender AS (
+    -- The new rows per sender, for the per-sender aggregates (store/dws.py applies them in
+    -- the next statement: a statement cannot update chat_daily_stats rows twice).
+    SELECT k.chat_id, (k.date AT TIME ZONE 'UTC')::date - DATE '1970-01-01' AS day,
+           s.sender_id, count(*) AS n, count(s.media_type) AS media
+    FROM k JOIN s USING (chat_id, message_id)
+    WHERE k.inserted AND s.sender_id IS NOT NULL
+    GROUP BY 1, 2, 3
 )
-SELECT count(*) FILTER (WHERE inserted) AS new FROM k
+SELECT (SELECT count(*) FILTER (WHERE inserted) FROM k) AS new,
+       (SELECT jsonb_agg(jsonb_build_array(chat_id, day, sender_id, n, media)) FROM by_sender)
+           AS senders
 """
 # Most batches hold each message once: then no sort is needed (a wide sort spills to disk).
 KEYS_SQL = {
@@ -139,15 +149,23 @@ WITH touched AS (
                               ORDER BY coalesce(edit_date, '-infinity') DESC) AS rank
     FROM every_version v
     WINDOW w AS (PARTITION BY chat_id, message_id ORDER BY coalesce(edit_date, '-infinity'))
-)
-INSERT INTO message_versions (chat_id, message_id, edit_date, {_H}, changed, batch_id)
-SELECT chat_id, message_id, edit_date, {_H},
-       array_remove(ARRAY[{
+), kept AS (
+    INSERT INTO message_versions (chat_id, message_id, edit_date, {_H}, changed, batch_id)
+    SELECT chat_id, message_id, edit_date, {_H},
+           array_remove(ARRAY[{
     ", ".join(f"CASE WHEN {c} IS DISTINCT FROM next_{c} THEN '{c}' END" for c in HISTORY_COLS)
 }]::text[], NULL),
-       $1::bigint
-FROM ordered WHERE rank > 1
-ON CONFLICT DO NOTHING
+           $1::bigint
+    FROM ordered WHERE rank > 1
+    ON CONFLICT DO NOTHING
+    RETURNING chat_id, message_id
+)
+-- DWS: each version kept is an edit, counted on the day of its message.
+INSERT INTO chat_daily_stats AS d (chat_id, day, edits)
+SELECT k.chat_id, (k.date AT TIME ZONE 'UTC')::date, count(*)
+FROM kept JOIN message_keys k USING (chat_id, message_id)
+GROUP BY 1, 2 ORDER BY 1, 2
+ON CONFLICT (chat_id, day) DO UPDATE SET edits = d.edits + excluded.edits
 """
 
 

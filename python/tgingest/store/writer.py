@@ -19,7 +19,7 @@ from tgingest._core import BatchResult
 from tgingest.dedupe import reposts
 from tgingest.dedupe.window import RepostWindow
 from tgingest.records import BatchCounts, MediaLink, MediaRow, QuarantineRow, SourceBatch
-from tgingest.store import merge, side_tables
+from tgingest.store import dws, merge, ods, side_tables
 
 
 @dataclass
@@ -34,6 +34,8 @@ class Prepared:
     refused: list[QuarantineRow] = field(default_factory=list)
     media_stored: int = 0  # files new to the media store
     media_deduplicated: int = 0  # files whose content the store already held
+    # The batch's records for the ODS, compressed (store/ods.py): (body, raw size); None = off.
+    ods: tuple[bytes, int] | None = None
 
 
 async def _chunks(chunks: Sequence[bytes]) -> AsyncIterator[bytes]:
@@ -137,6 +139,8 @@ async def commit_batch(
         await side_tables.write_counters(conn, sb.counters, batch_id=batch_id)
         await side_tables.write_checkpoints(conn, sb.checkpoints)
         await side_tables.write_coverage(conn, sb.coverage)
+        if p.ods is not None and len(sb.batch) > 0:
+            await ods.write(conn, batch_id, sb, *p.ods)
         await conn.execute(
             """INSERT INTO ingest_batches (batch_id, source, source_file, chat_id, status,
                    n_messages, n_new, n_updated, n_unchanged, n_quarantined, n_media, sha256,
@@ -177,6 +181,7 @@ async def _copy_new(
     daily = result.daily_counts()
     if daily:
         await conn.execute(merge.DAILY_SQL, *(list(col) for col in zip(*daily, strict=True)))
+        await dws.add(conn, result.sender_daily_counts())
     return written
 
 
@@ -204,13 +209,18 @@ async def _merge(
         format="binary",
     )
     duplicates = result.has_duplicate_keys
-    new = await conn.fetchval(merge.KEYS_SQL[duplicates])
+    keys = await conn.fetchrow(merge.KEYS_SQL[duplicates])
+    new = keys["new"]
+    await dws.add(conn, dws.from_json(keys["senders"]))
     if new == written and not duplicates:
         await conn.execute(merge.INSERT_NEW_SQL)
         return new, 0, conflicts
-    # Some rows exist in another version: keep the history of edits, then merge.
+    # Some rows exist in another version: keep the history of edits, then merge (the daily
+    # aggregates follow what the merge changed in stored rows: store/dws.py).
     await conn.execute(merge.VERSIONS_SQL, batch_id)
+    await dws.before_upsert(conn)
     written_or_changed = side_tables.affected(await conn.execute(merge.UPSERT_SQL))
+    await dws.after_upsert(conn)
     return new, written_or_changed - new, conflicts
 
 
