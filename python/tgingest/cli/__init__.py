@@ -21,6 +21,7 @@ from tgingest import __version__
 from tgingest.cli import backup, daemon, db, import_cmd, read, telegram
 from tgingest.cli import datasets as datasets_cmd
 from tgingest.cli import labels as labels_cmd
+from tgingest.cli import quality as quality_cmd
 from tgingest.cli.common import (
     Parser,
     configure_logging,
@@ -63,6 +64,7 @@ def build_parser() -> argparse.ArgumentParser:
     backup.add_parsers(sub)
     labels_cmd.add_parsers(sub)
     datasets_cmd.add_parsers(sub)
+    quality_cmd.add_parsers(sub)
     return parser
 
 
