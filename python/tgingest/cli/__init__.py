@@ -20,6 +20,7 @@ from rich.markup import escape
 from tgingest import __version__
 from tgingest.cli import backup, daemon, db, import_cmd, read, telegram
 from tgingest.cli import datasets as datasets_cmd
+from tgingest.cli import dedupe as dedupe_cmd
 from tgingest.cli import labels as labels_cmd
 from tgingest.cli import quality as quality_cmd
 from tgingest.cli.common import (
@@ -65,6 +66,7 @@ def build_parser() -> argparse.ArgumentParser:
     labels_cmd.add_parsers(sub)
     datasets_cmd.add_parsers(sub)
     quality_cmd.add_parsers(sub)
+    dedupe_cmd.add_parsers(sub)
     return parser
 
 

@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import datetime as dt
 from collections import defaultdict
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -63,7 +63,17 @@ FROM messages m
 LEFT JOIN reposts r ON r.chat_id = m.chat_id AND r.message_id = m.message_id
 WHERE m.chat_id = $1 AND m.content_hash = ANY($2::bytea[])
   AND m.content_hash <> '\\x99aa06d3014798d86001c324468d497f'::bytea AND m.kind = 'message'
+  AND char_length(regexp_replace(m.text, '\\s', '', 'g')) >= 4
 ORDER BY m.content_hash, m.date, m.message_id
+"""
+
+# Every digest with company in one chat (`dedupe run --reposts`).
+_GROUPS_SQL = """
+SELECT content_hash FROM messages
+WHERE chat_id = $1 AND kind = 'message'
+  AND content_hash <> '\\x99aa06d3014798d86001c324468d497f'::bytea
+  AND char_length(regexp_replace(text, '\\s', '', 'g')) >= 4
+GROUP BY content_hash HAVING count(*) > 1
 """
 
 # Marks that involve edited messages (as repost or as original): their digests may have changed.
@@ -221,3 +231,25 @@ async def recompute(
     if clear:
         await conn.execute(_DELETE_SQL, chat_id, clear)
         stats.cleared += len(clear)
+
+
+async def rebuild(
+    conn: asyncpg.Connection,
+    chat_ids: Sequence[int] | None = None,
+    progress: Callable[[int], None] | None = None,
+) -> Marked:
+    """Recompute every mark of the given chats (all by default), one transaction per chat:
+    for rows stored before migration 0010, after a restore, or to check the marks. `progress`
+    is told each chat done."""
+    stats = Marked()
+    if chat_ids is None:
+        chat_ids = [r[0] for r in await conn.fetch("SELECT DISTINCT chat_id FROM message_keys")]
+    for chat_id in chat_ids:
+        async with conn.transaction():
+            await conn.execute(_LOCK_SQL, _LOCK_NS, chat_id)
+            digests = [r[0] for r in await conn.fetch(_GROUPS_SQL, chat_id)]
+            marked = await conn.fetch("SELECT message_id FROM reposts WHERE chat_id = $1", chat_id)
+            await recompute(conn, chat_id, digests, None, stats, involved=[r[0] for r in marked])
+        if progress:
+            progress(chat_id)
+    return stats

@@ -46,3 +46,20 @@ CREATE INDEX reposts_of ON reposts (chat_id, repost_of);
 -- rows or more). The literal is XXH3-128('') and must match tgingest.dedupe.reposts.EMPTY.
 CREATE INDEX messages_content ON messages (chat_id, content_hash)
     WHERE content_hash <> '\x99aa06d3014798d86001c324468d497f'::bytea;
+
+-- ---- Near-duplicate runs ----------------------------------------------------------------------
+-- One row per `tgingest dedupe run` that clustered: its parameters and what it saw, so the next
+-- run knows whether anything changed since (the highest batch id it covered) and the report can
+-- say how fresh the clusters are.
+CREATE TABLE dedupe_runs (
+    run_id         bigserial PRIMARY KEY,
+    finished_at    timestamptz NOT NULL DEFAULT now(),
+    threshold      integer NOT NULL,       -- Hamming distance, bits of 64
+    min_bytes      integer NOT NULL,       -- shorter texts are never clustered
+    max_batch_id   bigint,                 -- the newest ingest batch the run saw
+    n_rows         bigint NOT NULL,        -- messages considered
+    n_clusters     bigint NOT NULL,        -- clusters of two or more
+    n_clustered    bigint NOT NULL,        -- messages in those clusters
+    n_changed      bigint NOT NULL,        -- dedupe_clusters rows written or removed
+    seconds        double precision NOT NULL
+);
