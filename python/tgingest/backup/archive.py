@@ -40,7 +40,7 @@ from tgingest.backup.partition_ops import move_default_rows
 from tgingest.backup.tasks import connection
 from tgingest.errors import InvalidInputError
 from tgingest.fs import write_private
-from tgingest.store import audit
+from tgingest.store import audit, dws
 from tgingest.store.partitions import Partitions, partition_name
 
 DATA = "messages.copy.zst"
@@ -331,6 +331,10 @@ async def restore_month(
                 month,
                 keep_days,
             )
+            # Older copies merged from the archive became versions (edits): once the month counts
+            # as restored, its chats get their daily aggregates recomputed from the rows now back.
+            for r in await conn.fetch(f"SELECT DISTINCT chat_id FROM {checked(partition)}"):
+                await dws.recompute(conn, r["chat_id"])
             await audit.record(
                 conn,
                 action="archive_restore",
