@@ -20,7 +20,7 @@ from tgingest.quality.context import Context
 from tgingest.quality.repair import Options, run_repairs
 from tgingest.records import SourceBatch
 from tgingest.samples import write_export
-from tgingest.store import audit
+from tgingest.store import audit, dws
 from tgingest.store.database import Database
 
 from helpers import commit_sources, import_export, run_cli
@@ -53,11 +53,17 @@ def env_of(settings: Settings) -> dict[str, str]:
     }
 
 
+def summed(found) -> dict[tuple, int]:
+    """(check, severity) -> total count of the findings at warning level or above."""
+    out: dict[tuple, int] = {}
+    for f in found:
+        if f.severity != "info":
+            out[(f.check, f.severity)] = out.get((f.check, f.severity), 0) + f.count
+    return out
+
+
 async def findings(conn: asyncpg.Connection, settings: Settings, **kw) -> dict[tuple, int]:
-    """(check, severity) -> count of every finding at warning level or above."""
-    ctx = Context(conn, settings.media_root, **kw)
-    out = await run_checks(ctx)
-    return {(f.check, f.severity): f.count for f in out.findings if f.severity != "info"}
+    return summed((await run_checks(Context(conn, settings.media_root, **kw))).findings)
 
 
 async def repairs(conn: asyncpg.Connection, settings: Settings, names=None, **kw):
@@ -111,6 +117,13 @@ async def test_each_damage_is_found_exactly_then_repaired_and_audited(
         CHAT,
         broken_day,
     )
+    info = await conn.fetch(
+        """SELECT message_id, (date AT TIME ZONE 'UTC')::date AS day, sender_id FROM messages
+           WHERE chat_id = $1 AND message_id IN (20, 40, 60)""",
+        CHAT,
+    )
+    day_of = {r["message_id"]: r["day"] for r in info}
+    sender_of = {r["message_id"]: r["sender_id"] for r in info}
     # A link to a message that does not exist; a row whose key is gone; a key whose row is gone;
     # a second copy of a message at another date.
     await conn.execute(
@@ -126,16 +139,12 @@ async def test_each_damage_is_found_exactly_then_repaired_and_audited(
     )
     await conn.execute("UPDATE copy20 SET date = date - interval '1 hour'")
     await conn.execute("INSERT INTO messages SELECT * FROM copy20")
-    day_of_60 = await conn.fetchval(
-        "SELECT (date AT TIME ZONE 'UTC')::date FROM messages"
-        " WHERE chat_id = $1 AND message_id = 60",
-        CHAT,
-    )
+    copy_day = await conn.fetchval("SELECT (date AT TIME ZONE 'UTC')::date FROM copy20")
 
     ctx = Context(conn, settings.media_root)
     out = await run_checks(ctx)
-    by = {(f.check, f.severity): f for f in out.findings}
-    assert {k: f.count for k, f in by.items() if k[1] != "info"} == {
+    by = {(f.check, f.severity): f for f in out.findings if f.check != "daily_stats"}
+    assert summed(out.findings) == {
         ("gaps", "warning"): 1,
         ("missing_media", "error"): 2,
         ("default_partition", "error"): 1,
@@ -143,7 +152,7 @@ async def test_each_damage_is_found_exactly_then_repaired_and_audited(
         ("orphan_rows", "error"): 1,
         ("two_partitions", "error"): 1,
         ("orphan_links", "warning"): 1,
-        ("daily_stats", "warning"): len({broken_day, day_of_60}),
+        ("daily_stats", "warning"): 4,
         ("content_hash", "error"): 1,
     }
     assert by[("gaps", "warning")].examples == [
@@ -153,7 +162,14 @@ async def test_each_damage_is_found_exactly_then_repaired_and_audited(
     assert by[("orphan_rows", "error")].examples[0]["message_id"] == 60
     assert by[("two_partitions", "error")].examples[0]["message_id"] == 20
     assert by[("content_hash", "error")].examples[0]["message_id"] == 10
-    assert {e["day"] for e in by[("daily_stats", "warning")].examples} == {broken_day, day_of_60}
+    # The aggregates: the broken day, and the day of the lost row and the keyless one per chat;
+    # per sender, the lost row's day and the stray copy's day.
+    stats = {f.summary.split()[0]: f for f in out.findings if f.check == "daily_stats"}
+    assert {e["day"] for e in stats["chat-days"].examples} == {broken_day, day_of[40], day_of[60]}
+    assert {(e["day"], e["sender_id"]) for e in stats["chat-day-senders"].examples} == {
+        (day_of[40], sender_of[40]),
+        (copy_day, sender_of[20]),
+    }
     assert by[("default_partition", "error")].examples[0]["message_id"] == 505
     assert by[("gaps", "warning")].repair == f"tgingest quality repair --check gaps --chat {CHAT}"
     # Exit code 4 (errors) through the CLI, with the same findings in JSON.
@@ -166,7 +182,7 @@ async def test_each_damage_is_found_exactly_then_repaired_and_audited(
     planned = await repairs(conn, settings, dry_run=True)
     assert planned["content_hash"].repaired == 1 and planned["gaps"].queued == 1
     assert await conn.fetchval("SELECT count(*) FROM audit_log") == before
-    assert (await findings(conn, settings)).keys() == {k for k in by if k[1] != "info"}
+    assert await findings(conn, settings) == summed(out.findings)
 
     done = await repairs(conn, settings, account="me")
     assert done["missing_media"].repaired == 1 and done["missing_media"].queued == 1
@@ -183,6 +199,8 @@ async def test_each_damage_is_found_exactly_then_repaired_and_audited(
     # What is left is only what waits for the daemon: the gap and the download, both queued.
     after = await run_checks(Context(conn, settings.media_root))
     assert {(f.check, f.severity) for f in after.findings if f.severity != "info"} == set()
+    # The layer's own recomputation agrees: the aggregates are right again.
+    assert await dws.drift(conn, CHAT) == [] and await dws.user_drift(conn) == []
     queued = {f.check for f in after.findings if f.severity == "info"}
     assert {"gaps", "missing_media"} <= queued
     requests = await conn.fetch("SELECT chat_id, lo, hi, reason FROM refetch_requests ORDER BY lo")

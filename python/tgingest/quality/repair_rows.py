@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any
 from tgingest.backup.partition_ops import default_months, move_default_rows
 from tgingest.quality import aggregates, consistency, hashes, refetch
 from tgingest.quality.context import Context
-from tgingest.store import audit
+from tgingest.store import audit, dws
 
 if TYPE_CHECKING:
     from tgingest.quality.repair import Options, Plan
@@ -308,53 +308,67 @@ async def content_hash(ctx: Context, options: Options, plan: Plan) -> None:
 
 
 async def daily_stats(ctx: Context, options: Options, plan: Plan) -> None:
-    """Recompute the chat-days that disagree with their rows. Days whose rows are not all hot
-    (an archived month) keep their stored columns beyond the message count."""
-    diffs = await aggregates.daily_diffs(ctx)
-    if not diffs:
+    """Recompute every drifted chat's aggregates with the layer's own rule (dws.recompute:
+    chat_daily_stats, chat_daily_senders and the user-days they feed), then user-days that
+    drifted on their own, from chat_daily_senders."""
+    found = await aggregates.drifts(ctx)
+    chats = sorted({r["chat_id"] for r in found["chat_daily_stats"] + found["chat_daily_senders"]})
+    users = found.get("user_daily_stats", [])
+    if not chats and not users:
         return
-    layers = await aggregates.has_layers(ctx)
-    cols = ["messages", "media", *(aggregates._LAYER_COLS if layers else ())]
-    plan.actions.append(f"recompute {len(diffs):,} chat-days of chat_daily_stats")
-    plan.examples = _listed(diffs[:5])
+    total = sum(len(rows) for rows in found.values())
+    plan.actions.append(
+        f"recompute the daily aggregates of {len(chats):,} chats"
+        + (f" and {len(users):,} user-days" if users else "")
+    )
+    plan.examples = _listed([aggregates._example(r) for rows in found.values() for r in rows][:5])
     if options.dry_run:
-        plan.repaired = len(diffs)
+        plan.repaired = total
         return
-    gone = [d for d in diffs if d["want_messages"] == 0]
-    kept = [d for d in diffs if d["want_messages"] != 0]
-
-    def value(d: dict[str, Any], c: str) -> int:
-        if c == "messages" or d["all_hot"]:
-            return int(d[f"want_{c}"])
-        return int(d[f"have_{c}"] or 0)
-
     async with ctx.conn.transaction():
-        if gone:
+        fixed = 0
+        for chat_id in chats:
+            fixed += await dws.recompute(ctx.conn, chat_id)
+        if users:
             await ctx.conn.execute(
-                """DELETE FROM chat_daily_stats d
-                   USING unnest($1::bigint[], $2::date[]) AS t(c, day)
-                   WHERE d.chat_id = t.c AND d.day = t.day""",
-                [d["chat_id"] for d in gone],
-                [d["day"] for d in gone],
-            )
-        if kept:
-            # Column names come from the constant list above, never from input.
-            types = ["bigint[]", "date[]"] + ["int[]"] * len(cols)
-            params = ", ".join(f"${n + 1}::{t}" for n, t in enumerate(types))
-            await ctx.conn.execute(
-                f"""INSERT INTO chat_daily_stats AS s (chat_id, day, {", ".join(cols)})
-                    SELECT * FROM unnest({params})
-                    ON CONFLICT (chat_id, day) DO UPDATE SET
-                        {", ".join(f"{c} = excluded.{c}" for c in cols)}""",
-                [d["chat_id"] for d in kept],
-                [d["day"] for d in kept],
-                *[[value(d, c) for d in kept] for c in cols],
+                USERS_FROM_SENDERS_SQL, [u["user_id"] for u in users], [u["day"] for u in users]
             )
         await audited(
             ctx,
             plan,
             "daily aggregates disagreed with the rows: recomputed",
-            {"chat_days": len(diffs), "changes": _listed(diffs)},
+            {
+                "chats": chats,
+                "values_corrected": fixed,
+                "user_days": len(users),
+                "changes": _listed(
+                    [
+                        {"table": t, **aggregates._example(r)}
+                        for t, rows in found.items()
+                        for r in rows
+                    ]
+                ),
+            },
         )
-    plan.repaired = len(diffs)
-    plan.chats |= {d["chat_id"] for d in diffs}
+    plan.repaired = total
+    plan.chats |= set(chats)
+
+
+# user_daily_stats rows set from their source (the per-sender rows), deleted when it has none.
+USERS_FROM_SENDERS_SQL = """
+WITH t AS (SELECT * FROM unnest($1::bigint[], $2::date[]) AS t(user_id, day)),
+e AS (
+    SELECT t.user_id, t.day, coalesce(sum(s.messages), 0)::int AS messages,
+           coalesce(sum(s.media), 0)::int AS media,
+           (count(*) FILTER (WHERE s.messages > 0))::int AS chats
+    FROM t LEFT JOIN chat_daily_senders s ON s.sender_id = t.user_id AND s.day = t.day
+    GROUP BY 1, 2
+), gone AS (
+    DELETE FROM user_daily_stats u USING e
+    WHERE u.user_id = e.user_id AND u.day = e.day AND e.messages = 0 AND e.media = 0
+)
+INSERT INTO user_daily_stats AS u (user_id, day, messages, media, chats)
+SELECT * FROM e WHERE messages <> 0 OR media <> 0 ORDER BY 1, 2
+ON CONFLICT (user_id, day) DO UPDATE SET
+    messages = excluded.messages, media = excluded.media, chats = excluded.chats
+"""
