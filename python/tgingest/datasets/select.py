@@ -130,17 +130,21 @@ async def materialize(conn: asyncpg.Connection, filters: Filters, *, with_text: 
     return int(await conn.fetchval(f"SELECT count(*) FROM {SELECTION_TABLE}"))
 
 
-async def messages_for_labeling(
-    conn: asyncpg.Connection, filters: Filters, *, after: tuple[int, int] | None, limit: int
+async def selected_page(
+    conn: asyncpg.Connection, *, after: tuple[int, int] | None, limit: int
 ) -> list[asyncpg.Record]:
-    """The next page of selected messages (chat_id, message_id, date, kind, text) by key."""
-    chat, msg = after if after else (None, None)
+    """The next page of the materialized selection by key, with each message's kind and text
+    (one indexed lookup per row, its month's partition only)."""
+    # Two constant statements rather than "$1 IS NULL OR ...", which would keep the planner
+    # from walking the key index.
+    where = "WHERE (chat_id, message_id) > ($2::bigint, $3::bigint)" if after else ""
     return await conn.fetch(
-        f"""SELECT m.chat_id, m.message_id, m.date, m.kind, m.text FROM messages m {_WHERE}
-              AND ($9::bigint IS NULL OR (m.chat_id, m.message_id) > ($9, $10::bigint))
-            ORDER BY m.chat_id, m.message_id LIMIT $11""",
-        *filters.params(),
-        chat,
-        msg,
+        f"""SELECT s.chat_id, s.message_id, s.date, m.kind, m.text
+            FROM (SELECT chat_id, message_id, date FROM {SELECTION_TABLE} {where}
+                  ORDER BY chat_id, message_id LIMIT $1) s
+            JOIN messages m ON m.chat_id = s.chat_id AND m.message_id = s.message_id
+                           AND m.date = s.date
+            ORDER BY s.chat_id, s.message_id""",
         limit,
+        *(after or ()),
     )

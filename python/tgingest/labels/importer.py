@@ -15,7 +15,7 @@ from typing import Any
 
 import asyncpg
 
-from tgingest.datasets.select import Filters, messages_for_labeling
+from tgingest.datasets.select import Filters, materialize, selected_page
 from tgingest.errors import InvalidInputError
 from tgingest.labels import labelers
 from tgingest.labels.schema import DEFAULT_SCHEMA, load_schema, parse_line, violation
@@ -153,8 +153,10 @@ async def run_labeler(
         nonlocal refused
         after: tuple[int, int] | None = None
         done = 0
+        # Inside the version's transaction: the selection is read once, then paged by key.
+        await materialize(conn, filters, with_text=False)
         while True:
-            rows = await messages_for_labeling(conn, filters, after=after, limit=page)
+            rows = await selected_page(conn, after=after, limit=page)
             if not rows:
                 return
             after = (rows[-1]["chat_id"], rows[-1]["message_id"])
