@@ -56,12 +56,14 @@ WHERE chat_id = $1 AND content_hash = ANY($2::bytea[])
 GROUP BY content_hash HAVING count(*) > 1
 """
 
-# Every message of the given digests, oldest first, with its current mark.
+# The messages of the given digests dated from $3 on (all of them when $3 is NULL), oldest
+# first, with their current mark and its original's date.
 _GROUP_SQL = """
-SELECT m.content_hash, m.message_id, m.date, r.repost_of
+SELECT m.content_hash, m.message_id, m.date, r.repost_of, r.first_date
 FROM messages m
 LEFT JOIN reposts r ON r.chat_id = m.chat_id AND r.message_id = m.message_id
 WHERE m.chat_id = $1 AND m.content_hash = ANY($2::bytea[])
+  AND ($3::timestamptz IS NULL OR m.date >= $3)
   AND m.content_hash <> '\\x99aa06d3014798d86001c324468d497f'::bytea AND m.kind = 'message'
   AND char_length(regexp_replace(m.text, '\\s', '', 'g')) >= 4
 ORDER BY m.content_hash, m.date, m.message_id
@@ -184,15 +186,28 @@ async def _mark_chat(
         stats.probed += len(digests)
         todo.update(r[0] for r in await conn.fetch(_PROBE_SQL, chat_id, digests, lo, hi))
     involved: set[int] = set()
+    whole: set[bytes] = set()
     if edited_ids:
         rows = await conn.fetch(_INVOLVED_SQL, chat_id, edited_ids)
         involved = {r["message_id"] for r in rows}
-        todo.update(r["content_hash"] for r in rows)
-        todo.update(r[0] for r in await conn.fetch(_CURRENT_SQL, chat_id, edited_ids))
-        todo.discard(EMPTY)
-    if not todo and not involved:
-        return
-    await recompute(conn, chat_id, sorted(todo), batch_id, stats, involved=involved)
+        whole.update(r["content_hash"] for r in rows)
+        whole.update(r[0] for r in await conn.fetch(_CURRENT_SQL, chat_id, edited_ids))
+        whole.discard(EMPTY)
+    todo -= whole
+    if todo:
+        # Only from the batch's earliest message of each digest on: what comes before keeps
+        # its marks (a mark depends on earlier messages only); the window's state at that
+        # point is read from the stored marks of the 7 days before it.
+        starts: dict[bytes, tuple[dt.datetime, int]] = {}
+        for c in ask:
+            if c.digest in todo:
+                key = (c.date, c.message_id)
+                starts[c.digest] = min(starts.get(c.digest, key), key)
+        since = min(d for d, _ in starts.values()) - WINDOW
+        await recompute(conn, chat_id, sorted(todo), batch_id, stats, since=since, starts=starts)
+    if whole or involved:
+        # An edit can take a message out of a chain anywhere: recompute those chains whole.
+        await recompute(conn, chat_id, sorted(whole), batch_id, stats, involved=involved)
 
 
 async def recompute(
@@ -203,20 +218,32 @@ async def recompute(
     stats: Marked,
     *,
     involved: Iterable[int] = (),
+    since: dt.datetime | None = None,
+    starts: dict[bytes, tuple[dt.datetime, int]] | None = None,
 ) -> None:
     """Recompute the chains of `digests` in one chat and write the marks that differ.
+
+    Whole chains by default. With `since` and `starts`, each digest's chain is recomputed from
+    its `starts` key (date, message_id) on, the messages before it keeping their stored marks,
+    which give the window's state; `since` must be at least WINDOW before every start.
     `involved`: messages with a mark that may no longer belong to any of these chains."""
-    rows = await conn.fetch(_GROUP_SQL, chat_id, list(digests)) if digests else []
+    rows = await conn.fetch(_GROUP_SQL, chat_id, list(digests), since) if digests else []
     stats.recomputed += len(digests)
     ups: list[tuple[int, int, dt.datetime, dt.datetime]] = []
     clear: list[int] = []
     seen: set[int] = set()
     original: tuple[int, dt.datetime] | None = None
     current: bytes | None = None
-    for digest, message_id, date, have in rows:
+    start: tuple[dt.datetime, int] | None = None
+    for digest, message_id, date, have, have_first in rows:
         seen.add(message_id)
         if digest != current:
             current, original = digest, None
+            start = starts.get(digest) if starts is not None else None
+        if start is not None and (date, message_id) < start:
+            # Before the recomputed part: the stored mark says which window this is in.
+            original = (message_id, date) if have is None else (have, have_first)
+            continue
         if original is None or date - original[1] > WINDOW:
             original = (message_id, date)
             if have is not None:
