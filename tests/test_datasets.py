@@ -169,6 +169,10 @@ async def test_export_jsonl_and_parquet_serve_the_version_as_recorded(
         ).stdout
     )
     assert made["rows"] == 60 + 20  # every third message is Traditional Chinese
+    only = run_cli(env, "dataset", "create", "t0", "--labels", "topic@1:t0", "--json")
+    assert json.loads(only.stdout)["rows"] == 15
+    labelled = run_cli(env, "dataset", "create", "lab", "--labels", "topic", "--json")
+    assert json.loads(labelled.stdout)["rows"] == 30
     # An edit after the version was made: the export still serves the version's text.
     await commit_raw(
         settings,
