@@ -119,7 +119,7 @@ async def test_each_damage_is_found_exactly_then_repaired_and_audited(
     )
     info = await conn.fetch(
         """SELECT message_id, (date AT TIME ZONE 'UTC')::date AS day, sender_id FROM messages
-           WHERE chat_id = $1 AND message_id IN (20, 40, 60)""",
+           WHERE chat_id = $1 AND message_id IN (20, 40, 60, 500)""",
         CHAT,
     )
     day_of = {r["message_id"]: r["day"] for r in info}
@@ -132,7 +132,17 @@ async def test_each_damage_is_found_exactly_then_repaired_and_audited(
         media[2]["sha256"],
     )
     await conn.execute("DELETE FROM message_keys WHERE chat_id = $1 AND message_id = 60", CHAT)
+    text_of_40 = await conn.fetchval(
+        "SELECT text FROM messages WHERE chat_id = $1 AND message_id = 40", CHAT
+    )
     await conn.execute("DELETE FROM messages WHERE chat_id = $1 AND message_id = 40", CHAT)
+    # Another lost row, whose batch the ODS no longer keeps: only Telegram can give it back.
+    await conn.execute(
+        """DELETE FROM ods_batches WHERE batch_id =
+               (SELECT batch_id FROM messages WHERE chat_id = $1 AND message_id = 500)""",
+        CHAT,
+    )
+    await conn.execute("DELETE FROM messages WHERE chat_id = $1 AND message_id = 500", CHAT)
     await conn.execute(
         "CREATE TEMP TABLE copy20 AS SELECT * FROM messages WHERE chat_id = $1 AND message_id = 20",
         CHAT,
@@ -141,6 +151,10 @@ async def test_each_damage_is_found_exactly_then_repaired_and_audited(
     await conn.execute("INSERT INTO messages SELECT * FROM copy20")
     copy_day = await conn.fetchval("SELECT (date AT TIME ZONE 'UTC')::date FROM copy20")
 
+    # The aggregates drift on the broken day, the days of the lost rows and the keyless one;
+    # per sender, on the lost rows' days and the stray copy's day.
+    chat_days = {broken_day, day_of[40], day_of[60], day_of[500]}
+    sender_days = {(day_of[40], sender_of[40]), (copy_day, sender_of[20]), (day_of[500], 7)}
     ctx = Context(conn, settings.media_root)
     out = await run_checks(ctx)
     by = {(f.check, f.severity): f for f in out.findings if f.check != "daily_stats"}
@@ -148,28 +162,23 @@ async def test_each_damage_is_found_exactly_then_repaired_and_audited(
         ("gaps", "warning"): 1,
         ("missing_media", "error"): 2,
         ("default_partition", "error"): 1,
-        ("orphan_keys", "error"): 1,
+        ("orphan_keys", "error"): 2,
         ("orphan_rows", "error"): 1,
         ("two_partitions", "error"): 1,
         ("orphan_links", "warning"): 1,
-        ("daily_stats", "warning"): 4,
+        ("daily_stats", "warning"): len(chat_days) + len(sender_days),
         ("content_hash", "error"): 1,
     }
     assert by[("gaps", "warning")].examples == [
         {"chat_id": CHAT, "from_id": 401, "to_id": 499, "ids": 99}
     ]
-    assert by[("orphan_keys", "error")].examples[0]["message_id"] == 40
+    assert [e["message_id"] for e in by[("orphan_keys", "error")].examples] == [40, 500]
     assert by[("orphan_rows", "error")].examples[0]["message_id"] == 60
     assert by[("two_partitions", "error")].examples[0]["message_id"] == 20
     assert by[("content_hash", "error")].examples[0]["message_id"] == 10
-    # The aggregates: the broken day, and the day of the lost row and the keyless one per chat;
-    # per sender, the lost row's day and the stray copy's day.
     stats = {f.summary.split()[0]: f for f in out.findings if f.check == "daily_stats"}
-    assert {e["day"] for e in stats["chat-days"].examples} == {broken_day, day_of[40], day_of[60]}
-    assert {(e["day"], e["sender_id"]) for e in stats["chat-day-senders"].examples} == {
-        (day_of[40], sender_of[40]),
-        (copy_day, sender_of[20]),
-    }
+    assert {e["day"] for e in stats["chat-days"].examples} == chat_days
+    assert {(e["day"], e["sender_id"]) for e in stats["chat-day-senders"].examples} == sender_days
     assert by[("default_partition", "error")].examples[0]["message_id"] == 505
     assert by[("gaps", "warning")].repair == f"tgingest quality repair --check gaps --chat {CHAT}"
     # Exit code 4 (errors) through the CLI, with the same findings in JSON.
@@ -205,9 +214,16 @@ async def test_each_damage_is_found_exactly_then_repaired_and_audited(
     assert {"gaps", "missing_media"} <= queued
     requests = await conn.fetch("SELECT chat_id, lo, hi, reason FROM refetch_requests ORDER BY lo")
     assert [(r["lo"], r["hi"], r["reason"]) for r in requests] == [
-        (40, 40, "orphan_keys"),
-        (401, 499, "gaps"),
+        (401, 500, "gaps"),  # the gap, grown by the dropped key of 500
+        (500, 500, "orphan_keys"),
     ]
+    # The lost row 40 is back from its ODS record, through the pipeline, as it was.
+    back = await conn.fetchrow(
+        """SELECT m.text, b.source FROM messages m JOIN ingest_batches b USING (batch_id)
+           WHERE m.chat_id = $1 AND m.message_id = 40""",
+        CHAT,
+    )
+    assert back["text"] == text_of_40 and back["source"] == "ods-rederive"
     # Every repair is in the audit log: who, when, what, why.
     log = await audit.entries(conn, action="repair", limit=100)
     audited = {e["target"]["check"] for e in log}
@@ -215,7 +231,9 @@ async def test_each_damage_is_found_exactly_then_repaired_and_audited(
     rehash = next(e for e in log if e["target"]["check"] == "content_hash")
     assert rehash["detail"]["rows"] == 1 and rehash["detail"]["rehashed"][0]["message_id"] == 10
     dropped = next(e for e in log if e["target"]["check"] == "orphan_keys")
-    assert dropped["detail"]["keys"][0]["message_id"] == 40  # the dropped key, kept here
+    assert [k["message_id"] for k in dropped["detail"]["keys"]] == [40, 500]  # kept here
+    assert [r["message_id"] for r in dropped["detail"]["rederived"]] == [40]
+    assert dropped["detail"]["queued"] == [{"chat_id": CHAT, "message_id": 500}]
     # A second repair finds nothing left to do.
     assert await repairs(conn, settings) == {}
 

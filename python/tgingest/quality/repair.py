@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from tgingest.quality import repair_media, repair_rows
+from tgingest.quality import repair_media, repair_rows, repair_stats
 from tgingest.quality.context import Context
 
 # Re-checked after repairing `name` (keys moving changes the counts of their days).
@@ -66,7 +66,7 @@ REPAIRS: dict[str, Repair] = {
     "missing_media": repair_media.missing_media,
     "gaps": repair_media.gaps,
     "volume": repair_media.volume,
-    "daily_stats": repair_rows.daily_stats,
+    "daily_stats": repair_stats.daily_stats,
 }
 # Checks with nothing to repair in the warehouse (their finding names the command to run).
 NOT_REPAIRABLE = {"freshness": "a silent chat is the daemon's to follow: see `tgingest status`"}
@@ -94,7 +94,7 @@ async def run_repairs(
         for chat_id in sorted(touched):
             plan = Plan("daily_stats")
             one = Context(ctx.conn, ctx.media_root, chat_id=chat_id, examples=ctx.examples)
-            await repair_rows.daily_stats(one, options, plan)
+            await repair_stats.daily_stats(one, options, plan)
             if plan.repaired:
                 plans.append(plan)
     return [p for p in plans if p.repaired or p.queued or p.left or p.actions]

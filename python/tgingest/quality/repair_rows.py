@@ -1,8 +1,9 @@
-"""Repairs inside the warehouse: the DEFAULT partition, keys and rows, media links, content
-hashes and daily aggregates. Each writes its audit row in the transaction of its change; what
-a repair removes (an extra copy of a row, a key whose row is lost, a dangling link) is kept in
-the audit row's detail or, for a row's content, in `message_versions`, so nothing is dropped
-without a trace.
+"""Repairs inside the warehouse: the DEFAULT partition, keys and rows (lost rows re-derived
+from the ODS: rederive.py), media links and content hashes (the daily aggregates:
+repair_stats.py). Each writes its audit row in the transaction of its change; what a repair
+removes (an extra copy of a row, a key whose row is lost, a dangling link) is kept in the audit
+row's detail or, for a row's content, in `message_versions`, so nothing is dropped without a
+trace.
 """
 
 from __future__ import annotations
@@ -10,9 +11,9 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from tgingest.backup.partition_ops import default_months, move_default_rows
-from tgingest.quality import aggregates, consistency, hashes, refetch
+from tgingest.quality import consistency, hashes, rederive, refetch
 from tgingest.quality.context import Context
-from tgingest.store import audit, dws
+from tgingest.store import audit
 
 if TYPE_CHECKING:
     from tgingest.quality.repair import Options, Plan
@@ -210,41 +211,74 @@ async def two_partitions(ctx: Context, options: Options, plan: Plan) -> None:
 
 async def orphan_keys(ctx: Context, options: Options, plan: Plan) -> None:
     """A key whose row is lost blocks the message from ever being stored again (a replay of it
-    is judged already stored): drop the key (kept in the audit detail) and ask the daemon to
-    read the message again; an import of the export that holds it stores it as well."""
-    found = await _problems(ctx, "orphan_keys")
-    if not found:
+    is judged already stored), so the key goes (kept in the audit detail). The row comes back
+    from its ODS record when the ODS still holds it (rederive.py), in the same transaction;
+    otherwise the daemon is asked to read the message again (an import of an export holding
+    it stores it too)."""
+    problems = await _problems(ctx, "orphan_keys")
+    if not problems:
         return
-    plan.actions.append(
-        f"drop {len(found):,} keys whose row is lost and queue those messages to be read again"
+    keys = await ctx.conn.fetch(
+        """SELECT k.chat_id, k.message_id, k.date, k.edit_date, k.digest,
+                  extract(epoch FROM k.edit_date)::bigint AS edit
+           FROM message_keys k JOIN unnest($1::bigint[], $2::bigint[]) AS t(c, i)
+             ON k.chat_id = t.c AND k.message_id = t.i""",
+        [p["chat_id"] for p in problems],
+        [p["message_id"] for p in problems],
     )
-    plan.examples = _listed(found[:5])
+    by_chat: dict[int, dict[int, int | None]] = {}
+    for k in keys:
+        by_chat.setdefault(k["chat_id"], {})[k["message_id"]] = k["edit"]
+    found = {c: await rederive.find(ctx.conn, c, wanted) for c, wanted in by_chat.items()}
+    n_ods = sum(len(f) for f in found.values())
+    plan.actions.append(
+        f"{len(keys):,} keys whose row is lost: {n_ods:,} rows re-derived from the ODS, "
+        f"{len(keys) - n_ods:,} queued to be read again"
+    )
+    plan.examples = _listed(problems[:5])
     if options.dry_run:
-        plan.repaired = len(found)
+        plan.repaired, plan.queued = n_ods, len(keys) - n_ods
         return
     async with ctx.conn.transaction():
-        gone = await ctx.conn.fetch(
+        await ctx.conn.execute(
             """DELETE FROM message_keys k USING unnest($1::bigint[], $2::bigint[]) AS t(c, i)
-               WHERE k.chat_id = t.c AND k.message_id = t.i
-                 AND NOT EXISTS (SELECT 1 FROM messages m WHERE m.chat_id = k.chat_id
-                                 AND m.message_id = k.message_id AND m.date = k.date)
-               RETURNING k.chat_id, k.message_id, k.date, k.edit_date, k.digest""",
-            [p["chat_id"] for p in found],
-            [p["message_id"] for p in found],
+               WHERE k.chat_id = t.c AND k.message_id = t.i""",
+            [k["chat_id"] for k in keys],
+            [k["message_id"] for k in keys],
         )
-        by_chat: dict[int, list[tuple[int, int]]] = {}
-        for g in gone:
-            by_chat.setdefault(g["chat_id"], []).append((g["message_id"], g["message_id"]))
-        for chat_id, ranges in by_chat.items():
-            plan.queued += await refetch.request(ctx.conn, chat_id, ranges, "orphan_keys")
+        batches: list[int] = []
+        asked: list[dict[str, int]] = []
+        for chat_id, wanted in by_chat.items():
+            batches += await rederive.restore(ctx.conn, chat_id, found[chat_id])
+            rest = sorted(set(wanted) - set(found[chat_id]))
+            plan.queued += await refetch.request(
+                ctx.conn, chat_id, [(i, i) for i in rest], "orphan_keys"
+            )
+            asked += [{"chat_id": chat_id, "message_id": i} for i in rest]
         await audited(
             ctx,
             plan,
-            "message keys without their row: dropped so the messages can be stored again, "
-            "re-read requested",
-            {"keys_dropped": len(gone), "keys": _listed([dict(g) for g in gone])},
+            "message keys without their row: rows re-derived from the ODS, or the keys dropped "
+            "and the messages queued to be read again",
+            {
+                "keys": _listed([{k: v for k, v in dict(r).items() if k != "edit"} for r in keys]),
+                "rederived": _listed(
+                    [
+                        {
+                            "chat_id": c,
+                            "message_id": m,
+                            "ods_batch": f.ods_batch,
+                            "same_version": f.exact,
+                        }
+                        for c, fs in found.items()
+                        for m, f in fs.items()
+                    ]
+                ),
+                "new_batches": batches,
+                "queued": _listed(asked),
+            },
         )
-    plan.repaired = len(gone)
+    plan.repaired = n_ods
     plan.chats |= set(by_chat)
 
 
@@ -275,7 +309,7 @@ async def orphan_links(ctx: Context, options: Options, plan: Plan) -> None:
         )
 
 
-# ---- content hashes and aggregates ---------------------------------------------------------
+# ---- content hashes ---------------------------------------------------------
 
 
 async def content_hash(ctx: Context, options: Options, plan: Plan) -> None:
@@ -305,70 +339,3 @@ async def content_hash(ctx: Context, options: Options, plan: Plan) -> None:
             "content hashes disagreed with the text: recomputed by the Rust core",
             {"rows": plan.repaired, "rehashed": _listed(bad)},
         )
-
-
-async def daily_stats(ctx: Context, options: Options, plan: Plan) -> None:
-    """Recompute every drifted chat's aggregates with the layer's own rule (dws.recompute:
-    chat_daily_stats, chat_daily_senders and the user-days they feed), then user-days that
-    drifted on their own, from chat_daily_senders."""
-    found = await aggregates.drifts(ctx)
-    chats = sorted({r["chat_id"] for r in found["chat_daily_stats"] + found["chat_daily_senders"]})
-    users = found.get("user_daily_stats", [])
-    if not chats and not users:
-        return
-    total = sum(len(rows) for rows in found.values())
-    plan.actions.append(
-        f"recompute the daily aggregates of {len(chats):,} chats"
-        + (f" and {len(users):,} user-days" if users else "")
-    )
-    plan.examples = _listed([aggregates._example(r) for rows in found.values() for r in rows][:5])
-    if options.dry_run:
-        plan.repaired = total
-        return
-    async with ctx.conn.transaction():
-        fixed = 0
-        for chat_id in chats:
-            fixed += await dws.recompute(ctx.conn, chat_id)
-        if users:
-            await ctx.conn.execute(
-                USERS_FROM_SENDERS_SQL, [u["user_id"] for u in users], [u["day"] for u in users]
-            )
-        await audited(
-            ctx,
-            plan,
-            "daily aggregates disagreed with the rows: recomputed",
-            {
-                "chats": chats,
-                "values_corrected": fixed,
-                "user_days": len(users),
-                "changes": _listed(
-                    [
-                        {"table": t, **aggregates._example(r)}
-                        for t, rows in found.items()
-                        for r in rows
-                    ]
-                ),
-            },
-        )
-    plan.repaired = total
-    plan.chats |= set(chats)
-
-
-# user_daily_stats rows set from their source (the per-sender rows), deleted when it has none.
-USERS_FROM_SENDERS_SQL = """
-WITH t AS (SELECT * FROM unnest($1::bigint[], $2::date[]) AS t(user_id, day)),
-e AS (
-    SELECT t.user_id, t.day, coalesce(sum(s.messages), 0)::int AS messages,
-           coalesce(sum(s.media), 0)::int AS media,
-           (count(*) FILTER (WHERE s.messages > 0))::int AS chats
-    FROM t LEFT JOIN chat_daily_senders s ON s.sender_id = t.user_id AND s.day = t.day
-    GROUP BY 1, 2
-), gone AS (
-    DELETE FROM user_daily_stats u USING e
-    WHERE u.user_id = e.user_id AND u.day = e.day AND e.messages = 0 AND e.media = 0
-)
-INSERT INTO user_daily_stats AS u (user_id, day, messages, media, chats)
-SELECT * FROM e WHERE messages <> 0 OR media <> 0 ORDER BY 1, 2
-ON CONFLICT (user_id, day) DO UPDATE SET
-    messages = excluded.messages, media = excluded.media, chats = excluded.chats
-"""
