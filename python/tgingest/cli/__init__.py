@@ -22,6 +22,7 @@ from tgingest.cli import backup, daemon, db, import_cmd, read, telegram
 from tgingest.cli import datasets as datasets_cmd
 from tgingest.cli import dedupe as dedupe_cmd
 from tgingest.cli import labels as labels_cmd
+from tgingest.cli import lineage as lineage_cmd
 from tgingest.cli import quality as quality_cmd
 from tgingest.cli.common import (
     Parser,
@@ -67,6 +68,7 @@ def build_parser() -> argparse.ArgumentParser:
     datasets_cmd.add_parsers(sub)
     quality_cmd.add_parsers(sub)
     dedupe_cmd.add_parsers(sub)
+    lineage_cmd.add_parsers(sub)
     return parser
 
 

@@ -119,22 +119,23 @@ KEYS_SQL = {
 
 # Every version of a key this batch touches (the stored row and each staged row, one per
 # edit_date) ordered by edit_date: all but the newest go to message_versions, each with the
-# fields the next newer version changed. A batch holding a message and two edits of it keeps
-# the middle one too.
+# fields the next newer version changed and the batch that wrote it (lineage: the stored row's
+# batch_id, or this batch for a staged version). A batch holding a message and two edits of it
+# keeps the middle one too.
 _H = ", ".join(HISTORY_COLS)
 VERSIONS_SQL = f"""
 WITH touched AS (
     SELECT DISTINCT chat_id, message_id, date FROM {STAGING}
 ), every_version AS (
     SELECT DISTINCT ON (chat_id, message_id, coalesce(edit_date, '-infinity'))
-           chat_id, message_id, edit_date, {_H}
+           chat_id, message_id, edit_date, {_H}, batch_id
     FROM (
         SELECT m.chat_id, m.message_id, m.edit_date, {", ".join(f"m.{c}" for c in HISTORY_COLS)},
-               0 AS pref
+               m.batch_id, 0 AS pref
         FROM touched t JOIN messages m
           ON m.chat_id = t.chat_id AND m.message_id = t.message_id AND m.date = t.date
         UNION ALL
-        SELECT chat_id, message_id, edit_date, {_H}, 1 FROM {STAGING} s
+        SELECT chat_id, message_id, edit_date, {_H}, $1::bigint, 1 FROM {STAGING} s
         -- A copy without an edit date of the stored edited version (a source that cannot see
         -- edits, such as an HTML export) is that version, not an older one.
         WHERE NOT (s.edit_date IS NULL AND EXISTS (
@@ -155,7 +156,7 @@ WITH touched AS (
            array_remove(ARRAY[{
     ", ".join(f"CASE WHEN {c} IS DISTINCT FROM next_{c} THEN '{c}' END" for c in HISTORY_COLS)
 }]::text[], NULL),
-           $1::bigint
+           batch_id
     FROM ordered WHERE rank > 1
     ON CONFLICT DO NOTHING
     RETURNING chat_id, message_id
