@@ -281,5 +281,6 @@ async def test_freshness_and_volume_on_a_followed_chat(settings, conn) -> None:
     assert "clean" in quiet.stdout
     bad = run_cli(env, "quality", "check", "--check", "nonsense", check=False)
     assert bad.returncode == 2 and len(bad.stderr.strip().splitlines()) == 1
+    assert run_cli(env, "quality", "repair", "--account", "a b", check=False).returncode == 2
     fix = run_cli(env, "quality", "repair", "--check", "freshness", "--json")
     assert "tgingest status" in json.loads(fix.stdout)["not_repairable"]["freshness"]

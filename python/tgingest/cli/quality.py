@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import re
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -93,11 +94,21 @@ def add_parsers(sub: Subparsers) -> None:
     r.add_argument("--dry-run", action="store_true", help="show what would be done; write nothing")
     r.add_argument(
         "--account",
+        type=_account,
         metavar="NAME",
         help="Telegram account (tgingest login --account NAME) to download missing media with "
         "(default: the account a running daemon reads the chat with)",
     )
     r.set_defaults(handler=cmd_repair)
+
+
+def _account(text: str) -> str:
+    """An account name as `tgingest login --account` accepts it."""
+    if not re.fullmatch(r"[A-Za-z0-9_-]{1,64}", text):
+        raise argparse.ArgumentTypeError(
+            f"not an account name: {text!r} (letters, digits, _ and -, up to 64)"
+        )
+    return text
 
 
 def _common(p: argparse.ArgumentParser) -> None:

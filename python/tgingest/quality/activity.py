@@ -171,7 +171,9 @@ async def check_volume(ctx: Context) -> list[Finding]:
     low = await low_day_spans(ctx, [d for d in days if d["z"] < 0])
     asked = await requested(ctx)
     lost = [
-        d for d in low if d["missing_ids"] and not _inside(*d["span"], asked.get(d["chat_id"], []))
+        d
+        for d in low
+        if d["missing_ids"] and not _inside(d["span"][0], d["span"][1], asked.get(d["chat_id"], []))
     ]
     quiet = [d for d in low if d not in lost]
     high = [d for d in days if d["z"] > 0]

@@ -112,15 +112,19 @@ async def check_gaps(ctx: Context) -> list[Finding]:
 
 # ---- media files ---------------------------------------------------------------------------
 
+# One grouped pass over the links (with the pending downloads beside them), joined to media.
 MEDIA_SQL = """
-SELECT md.sha256, md.path, md.ext,
-       array_agg(DISTINCT mm.chat_id) FILTER (WHERE mm.chat_id IS NOT NULL) AS chats,
-       (SELECT count(*) FROM message_media x JOIN media_pending p
-               ON p.chat_id = x.chat_id AND p.message_id = x.message_id
-        WHERE x.sha256 = md.sha256 AND p.next_try_at < 'infinity') AS queued
-FROM media md LEFT JOIN message_media mm ON mm.sha256 = md.sha256
-WHERE $1::bigint IS NULL OR md.sha256 IN (SELECT sha256 FROM message_media WHERE chat_id = $1)
-GROUP BY md.sha256
+WITH links AS (
+    SELECT mm.sha256, array_agg(DISTINCT mm.chat_id) AS chats,
+           count(p.chat_id) FILTER (WHERE p.next_try_at < 'infinity') AS queued
+    FROM message_media mm
+    LEFT JOIN media_pending p ON p.chat_id = mm.chat_id AND p.message_id = mm.message_id
+    WHERE $1::bigint IS NULL OR mm.chat_id = $1
+    GROUP BY mm.sha256
+)
+SELECT md.sha256, md.path, md.ext, l.chats, coalesce(l.queued, 0) AS queued
+FROM media md LEFT JOIN links l ON l.sha256 = md.sha256
+WHERE $1::bigint IS NULL OR l.sha256 IS NOT NULL
 """
 
 

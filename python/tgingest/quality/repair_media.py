@@ -193,7 +193,9 @@ async def volume(ctx: Context, options: Options, plan: Plan) -> None:
     asked = await completeness.requested(ctx)
     ranges: Ranges = {}
     for d in await activity.low_day_spans(ctx, low):
-        if d["missing_ids"] and not completeness._inside(*d["span"], asked.get(d["chat_id"], [])):
+        if d["missing_ids"] and not completeness._inside(
+            d["span"][0], d["span"][1], asked.get(d["chat_id"], [])
+        ):
             ranges.setdefault(d["chat_id"], []).append(d["span"])
     if ranges:
         await _request(ctx, options, plan, ranges, "volume")

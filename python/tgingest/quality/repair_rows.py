@@ -49,6 +49,14 @@ def _plain(v: Any) -> Any:
 
 async def default_partition(ctx: Context, options: Options, plan: Plan) -> None:
     months = await default_months(ctx.conn)
+    if ctx.chat_id is not None:  # the months holding this chat's rows (moved whole: all chats)
+        mine = await ctx.conn.fetch(
+            """SELECT DISTINCT extract(year FROM date AT TIME ZONE 'UTC')::int AS y,
+                      extract(month FROM date AT TIME ZONE 'UTC')::int AS m
+               FROM messages_default WHERE chat_id = $1""",
+            ctx.chat_id,
+        )
+        months = {k: v for k, v in months.items() if k in {(r["y"], r["m"]) for r in mine}}
     for (year, month), rows in months.items():
         plan.actions.append(f"move {rows:,} rows of {year:04d}-{month:02d} into their partition")
         if options.dry_run:
