@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
-import datetime as dt
 import random
 import time
 
@@ -202,7 +201,7 @@ async def test_the_window_answers_alone_only_when_sound(
     old_text, new_text = "an older post of the week", "a brand new post right now"
     await commit_raw(s, batch([(CHAT, 1, now - 2 * DAY, old_text)]))  # seeds the key
     old, new = (content_hashes([t])[:16] for t in (old_text, new_text))
-    at = dt.datetime.fromtimestamp(now + 5, dt.UTC)
+    at = now + 5
     window = RepostWindow.from_settings(s)
     assert window is not None
     try:
@@ -213,7 +212,7 @@ async def test_the_window_answers_alone_only_when_sound(
                 [
                     Candidate(CHAT, 2, at, new),  # live and never seen: alone, no probe needed
                     Candidate(CHAT, 3, at, old),  # seen this week: PostgreSQL decides
-                    Candidate(CHAT, 4, at - dt.timedelta(days=30), b"x" * 16),  # before ~since
+                    Candidate(CHAT, 4, at - 30 * DAY, b"x" * 16),  # before ~since
                 ],
             )
         assert got == {new} and window.seeded == 0

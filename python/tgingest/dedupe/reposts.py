@@ -26,7 +26,7 @@ import datetime as dt
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, NamedTuple
 
 import asyncpg
 
@@ -57,16 +57,26 @@ GROUP BY content_hash HAVING count(*) > 1
 """
 
 # The messages of the given digests dated from $3 on (all of them when $3 is NULL), oldest
-# first, with their current mark and its original's date.
+# first, with their current mark and its original's date. No length test: one digest is one
+# normalized text, so its messages are all long enough or all too short, and only digests of
+# candidates (long enough) or of marked messages come here.
 _GROUP_SQL = """
-SELECT m.content_hash, m.message_id, m.date, r.repost_of, r.first_date
-FROM messages m
-LEFT JOIN reposts r ON r.chat_id = m.chat_id AND r.message_id = m.message_id
-WHERE m.chat_id = $1 AND m.content_hash = ANY($2::bytea[])
-  AND ($3::timestamptz IS NULL OR m.date >= $3)
-  AND m.content_hash <> '\\x99aa06d3014798d86001c324468d497f'::bytea AND m.kind = 'message'
-  AND char_length(regexp_replace(m.text, '\\s', '', 'g')) >= 4
+SELECT m.content_hash, m.message_id, m.date
+FROM unnest($2::bytea[]) AS d(h)
+CROSS JOIN LATERAL (
+    SELECT content_hash, message_id, date FROM messages
+    WHERE chat_id = $1 AND content_hash = d.h
+      AND content_hash <> '\\x99aa06d3014798d86001c324468d497f'::bytea AND kind = 'message'
+      AND ($3::timestamptz IS NULL OR date >= $3)
+) m
 ORDER BY m.content_hash, m.date, m.message_id
+"""
+
+# Their marks: a lookup by key (a join would be planned from statistics that lag behind the
+# rows this very transaction wrote).
+_MARKS_SQL = """
+SELECT message_id, repost_of, first_date FROM reposts
+WHERE chat_id = $1 AND message_id = ANY($2::bigint[])
 """
 
 # Every digest with company in one chat (`dedupe run --reposts`).
@@ -88,6 +98,7 @@ WHERE r.chat_id = $1 AND (r.message_id = ANY($2::bigint[]) OR r.repost_of = ANY(
 _CURRENT_SQL = """
 SELECT content_hash FROM messages
 WHERE chat_id = $1 AND message_id = ANY($2::bigint[]) AND kind = 'message'
+  AND char_length(regexp_replace(text, '\\s', '', 'g')) >= 4
 """
 
 _UPSERT_SQL = """
@@ -103,11 +114,10 @@ SET repost_of = EXCLUDED.repost_of, first_date = EXCLUDED.first_date,
 _DELETE_SQL = "DELETE FROM reposts WHERE chat_id = $1 AND message_id = ANY($2::bigint[])"
 
 
-@dataclass(frozen=True)
-class Candidate:
+class Candidate(NamedTuple):
     chat_id: int
     message_id: int
-    date: dt.datetime
+    ts: int  # the message's date, Unix seconds (datetimes only where SQL needs them)
     digest: bytes
 
 
@@ -125,11 +135,13 @@ class Marked:
 def candidates(result: BatchResult) -> dict[int, list[Candidate]]:
     """The batch's rows the window judges, per chat."""
     out: dict[int, list[Candidate]] = defaultdict(list)
-    for chat_id, message_id, date, digest in result.repost_candidates(MIN_CHARS):
-        out[chat_id].append(
-            Candidate(chat_id, message_id, dt.datetime.fromtimestamp(date, dt.UTC), digest)
-        )
+    for row in result.repost_candidates(MIN_CHARS):
+        out[row[0]].append(Candidate(*row))
     return out
+
+
+def _at(ts: int) -> dt.datetime:
+    return dt.datetime.fromtimestamp(ts, dt.UTC)
 
 
 async def mark(
@@ -181,8 +193,8 @@ async def _mark_chat(
     todo: set[bytes] = set()
     if ask:
         digests = sorted({c.digest for c in ask})
-        lo = min(c.date for c in ask) - WINDOW
-        hi = max(c.date for c in ask) + WINDOW
+        lo = _at(min(c.ts for c in ask)) - WINDOW
+        hi = _at(max(c.ts for c in ask)) + WINDOW
         stats.probed += len(digests)
         todo.update(r[0] for r in await conn.fetch(_PROBE_SQL, chat_id, digests, lo, hi))
     involved: set[int] = set()
@@ -198,11 +210,12 @@ async def _mark_chat(
         # Only from the batch's earliest message of each digest on: what comes before keeps
         # its marks (a mark depends on earlier messages only); the window's state at that
         # point is read from the stored marks of the 7 days before it.
-        starts: dict[bytes, tuple[dt.datetime, int]] = {}
+        first: dict[bytes, tuple[int, int]] = {}
         for c in ask:
             if c.digest in todo:
-                key = (c.date, c.message_id)
-                starts[c.digest] = min(starts.get(c.digest, key), key)
+                key = (c.ts, c.message_id)
+                first[c.digest] = min(first.get(c.digest, key), key)
+        starts = {d: (_at(ts), m) for d, (ts, m) in first.items()}
         since = min(d for d, _ in starts.values()) - WINDOW
         await recompute(conn, chat_id, sorted(todo), batch_id, stats, since=since, starts=starts)
     if whole or involved:
@@ -228,6 +241,11 @@ async def recompute(
     which give the window's state; `since` must be at least WINDOW before every start.
     `involved`: messages with a mark that may no longer belong to any of these chains."""
     rows = await conn.fetch(_GROUP_SQL, chat_id, list(digests), since) if digests else []
+    marks = (
+        {r[0]: (r[1], r[2]) for r in await conn.fetch(_MARKS_SQL, chat_id, [r[1] for r in rows])}
+        if rows
+        else {}
+    )
     stats.recomputed += len(digests)
     ups: list[tuple[int, int, dt.datetime, dt.datetime]] = []
     clear: list[int] = []
@@ -235,7 +253,8 @@ async def recompute(
     original: tuple[int, dt.datetime] | None = None
     current: bytes | None = None
     start: tuple[dt.datetime, int] | None = None
-    for digest, message_id, date, have, have_first in rows:
+    for digest, message_id, date in rows:
+        have, have_first = marks.get(message_id, (None, None))
         seen.add(message_id)
         if digest != current:
             current, original = digest, None

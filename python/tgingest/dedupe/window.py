@@ -107,7 +107,7 @@ class RepostWindow:
                 self._missed.clear()
             args: list[bytes | int | str] = [TTL]
             for c in cands:
-                args += [c.digest, f"{c.message_id}:{int(c.date.timestamp())}"]
+                args += [c.digest, f"{c.message_id}:{c.ts}"]
             async with self.client.pipeline(transaction=False) as pipe:
                 pipe.info("server")
                 # EVAL, not EVALSHA: the script is small, and a pipeline cannot reload it.
@@ -124,13 +124,12 @@ class RepostWindow:
         except (RedisError, OSError) as e:
             self._failed(e, chat_id)
             return set()
-        since_at = dt.datetime.fromtimestamp(since_s, dt.UTC)
         taken: set[bytes] = set()  # digests some claim found already present
         late: set[bytes] = set()  # digests of messages dated before ~since
         for c, fresh in zip(cands, reply[2:], strict=True):
             if not fresh:
                 taken.add(c.digest)
-            if c.date < since_at:
+            if c.ts < since_s:
                 late.add(c.digest)
         return {c.digest for c in cands} - taken - late
 
