@@ -13,14 +13,15 @@ import asyncpg
 import pytest
 import redis.asyncio as aioredis
 
-from tgingest._core import RawBatch, content_hashes
+from tgingest._core import RawBatch, content_hashes, content_keys
 from tgingest.dedupe.reposts import Candidate
 from tgingest.dedupe.window import RepostWindow
 from tgingest.pipeline import Pipeline
 from tgingest.records import SourceBatch
+from tgingest.samples import write_export
 from tgingest.store.database import Database
 
-from helpers import commit_raw, commit_sources
+from helpers import commit_raw, commit_sources, import_export
 
 pytestmark = pytest.mark.pg
 pytest_plugins = ["redis_fixtures"]
@@ -240,3 +241,26 @@ async def test_redis_away_the_database_still_judges(settings, conn) -> None:
         *(SourceBatch(source="telethon", batch=batch(rows[i : i + 10])) for i in range(0, 40, 10)),
     )
     assert await marks(conn) == reference(rows)
+
+
+async def test_an_export_imported_twice_matches_the_rule(settings, conn, tmp_path) -> None:
+    """The real import path (Desktop export, fast COPY path, many batches): the marks equal the
+    rule applied to the stored rows' normalized texts, and a second import changes nothing."""
+    path = write_export(tmp_path / "exp", messages_per_chat=1500, chats=2, with_media=False)
+    await import_export(settings, path, batch_size=400)
+    rows = await conn.fetch(
+        "SELECT chat_id, message_id, date, text FROM messages WHERE kind = 'message'"
+    )
+    keys = content_keys([r["text"] for r in rows])
+    want = reference(
+        [
+            (r["chat_id"], r["message_id"], int(r["date"].timestamp()), key)
+            for r, key in zip(rows, keys, strict=True)
+            if len("".join(r["text"].split())) >= 4
+        ]
+    )
+    assert len(want) > 100
+    assert await marks(conn) == want
+    before = await conn.fetch("SELECT * FROM reposts ORDER BY chat_id, message_id")
+    await import_export(settings, path, batch_size=700)
+    assert await conn.fetch("SELECT * FROM reposts ORDER BY chat_id, message_id") == before
