@@ -82,6 +82,12 @@ CATALOG: tuple[TableSpec, ...] = (
     TableSpec("dataset_versions", DELTA, ("version_id",)),
     TableSpec("dataset_rows", DELTA, ("version_id", "chat_id", "message_id", "variant")),
     TableSpec("dataset_access_log", DELTA, ("access_id",)),
+    # Dedupe (migration 0010): a repost mark moves or goes when an earlier original arrives and
+    # a dedupe run rewrites cluster rows, so both are snapshots (and both can be recomputed:
+    # `tgingest dedupe run --reposts`, `tgingest dedupe run --force`); runs are append-only.
+    TableSpec("reposts", SNAPSHOT),
+    TableSpec("dedupe_clusters", SNAPSHOT),
+    TableSpec("dedupe_runs", DELTA, ("run_id",)),
     TableSpec("schema_migrations", SKIP),
     TableSpec("daemon_status", SKIP),
     # The ODS keeps already-compressed source records for TGINGEST_ODS_DAYS and prunes older
