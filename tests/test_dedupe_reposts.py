@@ -264,3 +264,29 @@ async def test_an_export_imported_twice_matches_the_rule(settings, conn, tmp_pat
     before = await conn.fetch("SELECT * FROM reposts ORDER BY chat_id, message_id")
     await import_export(settings, path, batch_size=700)
     assert await conn.fetch("SELECT * FROM reposts ORDER BY chat_id, message_id") == before
+
+
+async def test_any_order_any_batching_gives_the_rule(settings, conn) -> None:
+    """Seeded random corpora, each in a chat of its own, committed in a random order cut into
+    random batches with random repeats: every chat ends with exactly the rule's marks."""
+    want: dict[tuple[int, int], int] = {}
+    async with await Database.open(settings) as db, Pipeline(db, settings) as p:
+        for seed in range(8):
+            rnd = random.Random(seed)
+            chat = CHAT - 100 - seed
+            texts = [f"recurring announcement number {k}" for k in range(rnd.randint(1, 4))]
+            rows = [
+                (chat, mid, 1_700_000_000 + rnd.randrange(30 * DAY), rnd.choice(texts))
+                for mid in range(1, rnd.randint(5, 40))
+            ]
+            want.update(reference(rows))
+            order = rows[:]
+            rnd.shuffle(order)
+            order += rnd.sample(rows, len(rows) // 4)  # replays
+            i = 0
+            while i < len(order):
+                size = rnd.randint(1, 15)
+                part = order[i : i + size]
+                await p.commit_source_batch(SourceBatch(source="export", batch=batch(part)))
+                i += size
+    assert await marks(conn) == want
