@@ -21,6 +21,7 @@ from tgingest.config import Settings
 from tgingest.daemon import config as daemon_config
 from tgingest.daemon.logs import SECRETS
 from tgingest.errors import ConfigError
+from tgingest.store import audit
 from tgingest.store.database import Database
 
 
@@ -141,6 +142,7 @@ async def cmd_run(args: argparse.Namespace, settings: Settings) -> int:
     metrics = Metrics()
     if args.metrics_port:
         metrics.serve(args.metrics_port)
+    audit.set_actor("daemon")  # audit rows of its batches (deletion marks) name it
     daemon = Daemon(settings, config, metrics=metrics)
     _install_signals(daemon.stop)
     return await daemon.run()
@@ -156,6 +158,7 @@ async def cmd_worker(args: argparse.Namespace, settings: Settings) -> int:
     metrics = Metrics()
     if args.metrics_port:
         metrics.serve(args.metrics_port)
+    audit.set_actor("daemon")
     worker = Worker(settings, name=args.name, metrics=metrics)
     _install_signals(worker.stop)
     return await worker.run()
