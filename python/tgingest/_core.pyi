@@ -33,6 +33,7 @@ __all__ = [
     "search_tokens",
     "sha256_bytes",
     "sha256_files",
+    "simhash_clusters",
     "simhashes",
     "version_keys",
 ]

@@ -16,6 +16,7 @@ from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import cache
+from typing import Any
 
 from tgingest._core import fold_chinese
 
@@ -100,25 +101,31 @@ def generate(families: int, seed: int = 11, *, min_words: int = 12, max_words: i
     family: list[int] = []
     kinds: list[str] = []
     fam = 0
+
+    def add(text: str, kind: str) -> None:
+        texts.append(text)
+        family.append(fam)
+        kinds.append(kind)
+
     for _ in range(families):
         script = rnd.choice(("en", "en", "ru", "zh"))
         base = _base(rnd, script, rnd.randint(min_words, max_words))
         options = [k for k in VARIANTS if script == "zh" or "traditional" not in k]
-        texts.append(base), family.append(fam), kinds.append("base")
+        add(base, "base")
         for kind in rnd.sample(options, rnd.randint(1, 3)):
-            texts.append(_variant(rnd, base, kind)), family.append(fam), kinds.append(kind)
+            add(_variant(rnd, base, kind), kind)
         fam += 1
         # The hard negative: same opening, different rest.
         half = len(base) // 2
         rest = _base(rnd, script, max(2, (len(base) - half) // 6))
-        texts.append(base[:half] + " " + rest), family.append(fam), kinds.append("negative")
+        add(base[:half] + " " + rest, "negative")
         fam += 1
     order = list(range(len(texts)))
     rnd.shuffle(order)
     return Planted([texts[i] for i in order], [family[i] for i in order], [kinds[i] for i in order])
 
 
-def _pairs(counter: Counter[int]) -> int:
+def _pairs(counter: Counter[Any]) -> int:
     return sum(n * (n - 1) // 2 for n in counter.values())
 
 
