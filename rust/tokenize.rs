@@ -33,6 +33,8 @@ mod highlight;
 mod query;
 #[path = "tokenize/tsvector.rs"]
 mod tsvector;
+#[path = "tokenize/stem.rs"]
+mod stem;
 #[path = "tokenize/words.rs"]
 mod words;
 pub use highlight::highlight_spans;
@@ -52,6 +54,24 @@ pub const MAX_TSVECTOR_BYTES: usize = 1_000_000;
 enum Role {
     Primary,
     Alias,
+    /// A CJK unigram inside a run: its bigram starts at the same position, so the index drops
+    /// it (a one-character query is a prefix match over the bigrams); kept for the SimHash.
+    Unigram,
+    /// The Snowball stem of the word just emitted at the same position, when it differs.
+    Stem,
+}
+
+impl Role {
+    /// Stored in the tsvector.
+    fn indexed(self) -> bool {
+        self != Role::Unigram
+    }
+
+    /// One of the tokens the SimHash was defined over before stems existed (near-duplicate
+    /// clusters stay comparable across rows written before and after).
+    fn classic(self) -> bool {
+        self != Role::Stem
+    }
 }
 
 /// Search tokens with 1-based positions (clamped to [`MAX_POSITION`]), in position order.
@@ -61,11 +81,13 @@ pub fn search_tokens(text: &str) -> Vec<(String, u16)> {
     out
 }
 
-/// Calls `f(lexeme, position)` for every search token, without allocating per token.
+/// Calls `f(lexeme, position)` for every indexed search token, without allocating per token.
 pub fn for_each_token(text: &str, mut f: impl FnMut(&str, u16)) {
     let form = search_form(text);
-    scan(&form, false, &mut 1, &mut |lexeme, pos, _| {
-        f(&lexeme, clamp(pos))
+    scan(&form, false, &mut 1, &mut |lexeme, pos, role| {
+        if role.indexed() {
+            f(&lexeme, clamp(pos))
+        }
     });
 }
 
@@ -325,6 +347,8 @@ where
         let c = bounds.next().or((b < end).then_some(end));
         let unigram = if single && !tag {
             Role::Primary
+        } else if c.is_some() {
+            Role::Unigram
         } else {
             Role::Alias
         };
@@ -389,6 +413,11 @@ where
             emit(strip_variation(word), p, Role::Alias);
         } else {
             emit(strip_variation(word), p, Role::Primary);
+            if !plain {
+                if let Some(stem) = stem::indexed_stem(word) {
+                    emit(Cow::Owned(stem), p, Role::Stem);
+                }
+            }
         }
     }
     emoji(s, done, end, pos, emit);
@@ -490,18 +519,11 @@ mod tests {
 
     #[test]
     fn positions_and_roles() {
-        // Bigram phrase positions are consecutive; a one-char run is just the unigram.
+        // Bigram phrase positions are consecutive; a one-char run is just the unigram; inside
+        // a run only the last character keeps its unigram (the others are bigram prefixes).
         assert_eq!(
             search_tokens("ab 天安门 猫"),
-            [
-                ("ab", 1),
-                ("天", 2),
-                ("天安", 2),
-                ("安", 3),
-                ("安门", 3),
-                ("门", 4),
-                ("猫", 5)
-            ]
+            [("ab", 1), ("天安", 2), ("安门", 3), ("门", 4), ("猫", 5)]
             .map(|(l, p)| (l.to_owned(), p))
         );
         let t = search_tokens("#Tag $Btc $100 @Name a#b x@y.io #中文");
@@ -510,9 +532,28 @@ mod tests {
             lexemes,
             [
                 "#tag", "tag", "$btc", "btc", "100", "@name", "name", "a", "b", "x", "y.io",
-                "#中文", "中", "中文", "文"
+                "#中文", "中文", "文"
             ]
         );
+        // Stems follow their word at its position; tags and URL words get none.
+        assert_eq!(
+            search_tokens("Running #running https://x.io/running"),
+            [
+                ("running", 1),
+                ("run~", 1),
+                ("#running", 2),
+                ("running", 2),
+                ("x.io", 3),
+                ("running", 4)
+            ]
+            .map(|(l, p)| (l.to_owned(), p))
+        );
+        // The SimHash keeps counting every unigram and no stem.
+        let mut builder = TsVectorBuilder::new();
+        builder.build("天安门 Running");
+        let mut classic: Vec<&str> = builder.classic().collect();
+        classic.sort_unstable();
+        assert_eq!(classic, ["running", "天", "天安", "安", "安门", "门"]);
     }
 
     #[test]
@@ -625,5 +666,32 @@ mod tests {
             }
             prop_assert_eq!(fast2s::convert(&s).chars().count(), s.chars().count());
         }
+    }
+}
+
+#[cfg(test)]
+mod regenerate {
+    /// Prints what the golden files would hold with the current tokenizer (run by hand with
+    /// `cargo test --no-default-features regenerate -- --ignored --nocapture` after a deliberate
+    /// change, then review the diff of tests/fixtures).
+    #[test]
+    #[ignore]
+    fn print_goldens() {
+        let cases: Vec<serde_json::Value> =
+            serde_json::from_str(include_str!("../tests/fixtures/tokenize.json")).unwrap();
+        let lexemes: Vec<_> = cases
+            .iter()
+            .map(|c| super::tsvector_lexemes(c["input"].as_str().unwrap()))
+            .collect();
+        let queries: Vec<serde_json::Value> =
+            serde_json::from_str(include_str!("../tests/fixtures/query.json")).unwrap();
+        let tsqueries: Vec<_> = queries
+            .iter()
+            .map(|q| super::query_to_tsquery(q["query"].as_str().unwrap()))
+            .collect();
+        println!(
+            "GOLDEN {}",
+            serde_json::json!({"lexemes": lexemes, "tsqueries": tsqueries})
+        );
     }
 }

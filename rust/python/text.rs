@@ -96,8 +96,9 @@ fn simhashes(py: Python<'_>, texts: &Bound<'_, PyAny>) -> PyResult<Vec<u64>> {
         Ok(input
             .iter()
             .map(|t| {
-                let lexemes = tokenize::tsvector_lexemes(t);
-                hash::simhash(lexemes.iter().map(|(l, _)| l.as_str()))
+                let mut builder = tokenize::TsVectorBuilder::new();
+                builder.build(t);
+                hash::simhash(builder.classic())
             })
             .collect())
     })

@@ -17,7 +17,7 @@ use std::collections::HashMap;
 
 use unicode_segmentation::UnicodeSegmentation;
 
-use super::query::query_items;
+use super::query::{item_terms, query_items, Prefix, Term};
 use super::{scan, search_form, Role};
 use crate::normalize::normalize;
 
@@ -31,28 +31,37 @@ pub fn highlight_spans(text: &str, query: &str) -> Vec<(usize, usize)> {
     let (form, map) = mapped_form(text);
     let mut by_pos: HashMap<u32, Vec<(Cow<'_, str>, usize, usize)>> = HashMap::new();
     let base = form.as_ptr() as usize;
-    scan(&form, false, &mut 1, &mut |lexeme, pos, _| {
-        // Tokens are slices of `form`; only emoji rebuilt without variation selectors are not,
-        // and those cannot be located (they are never highlighted).
-        if let Cow::Borrowed(s) = &lexeme {
-            let start = s.as_ptr() as usize - base;
-            let end = start + s.len();
+    let mut last: Option<(u32, usize, usize)> = None;
+    scan(&form, false, &mut 1, &mut |lexeme, pos, role| {
+        // Tokens are slices of `form`, but for emoji rebuilt without variation selectors (never
+        // located, never highlighted) and stems, which mark the word they were cut from (the
+        // token just before, at the same position).
+        let span = match (&lexeme, role) {
+            (Cow::Borrowed(s), _) => {
+                let start = s.as_ptr() as usize - base;
+                Some((start, start + s.len()))
+            }
+            (Cow::Owned(_), Role::Stem) => last.filter(|l| l.0 == pos).map(|l| (l.1, l.2)),
+            _ => None,
+        };
+        if let Some((start, end)) = span {
+            last = Some((pos, start, end));
             by_pos.entry(pos).or_default().push((lexeme, start, end));
         }
     });
     let mut bytes: Vec<(usize, usize)> = Vec::new();
     for item in &wanted {
-        let (first, p0) = &item[0];
+        let first = &item[0];
         for (&pos, tokens) in &by_pos {
-            if !tokens.iter().any(|(l, _, _)| l == first) {
+            if !tokens.iter().any(|(l, _, _)| first.matches(l)) {
                 continue;
             }
             // A phrase is marked whole, from its first token to its last.
             let mut hit: Option<(usize, usize)> = None;
-            let all = item.iter().all(|(lexeme, p)| {
+            let all = item.iter().all(|term| {
                 let found = by_pos
-                    .get(&(pos + (p - p0)))
-                    .and_then(|t| t.iter().find(|(l, _, _)| l == lexeme));
+                    .get(&(pos + (term.pos - first.pos)))
+                    .and_then(|t| t.iter().find(|(l, _, _)| term.matches(l)));
                 if let Some((_, a, b)) = found {
                     hit = Some(hit.map_or((*a, *b), |(x, y)| (x.min(*a), y.max(*b))));
                 }
@@ -66,26 +75,25 @@ pub fn highlight_spans(text: &str, query: &str) -> Vec<(usize, usize)> {
     to_chars(&map, bytes)
 }
 
-/// The primary lexemes of each positive query item, with positions (strictly increasing).
-fn wanted_items(query: &str) -> Vec<Vec<(String, u32)>> {
-    let query = normalize(query);
-    let mut out = Vec::new();
-    for item in query_items(&query) {
-        if item.negated || (!item.quoted && item.text == "OR") {
-            continue;
-        }
-        let form = search_form(item.text);
-        let mut lexemes: Vec<(String, u32)> = Vec::new();
-        scan(&form, false, &mut 1, &mut |lexeme, pos, role| {
-            if role == Role::Primary && lexemes.last().is_none_or(|(_, p)| pos > *p) {
-                lexemes.push((lexeme.into_owned(), pos));
-            }
-        });
-        if !lexemes.is_empty() {
-            out.push(lexemes);
-        }
+impl Term {
+    /// Whether a token of the text (as the tokenizer emitted it: every CJK unigram included)
+    /// is what this query term matched in the index.
+    fn matches(&self, token: &str) -> bool {
+        token == self.lexeme
+            || self.stems.iter().any(|s| s == token)
+            || (self.prefix == Prefix::Explicit && token.starts_with(self.lexeme.as_str()))
     }
-    out
+}
+
+/// The terms of each positive query item (the tsquery's own, see [`item_terms`]).
+fn wanted_items(query: &str) -> Vec<Vec<Term>> {
+    let query = normalize(query);
+    query_items(&query)
+        .into_iter()
+        .filter(|item| !item.negated && (item.quoted || item.text != "OR"))
+        .map(|item| item_terms(item.text, item.quoted))
+        .filter(|terms| !terms.is_empty())
+        .collect()
 }
 
 /// The search form of `text`, one grapheme cluster at a time, and for each cluster that left
@@ -175,6 +183,27 @@ mod tests {
             "這個頻道的[資料庫]備份"
         );
         assert_eq!(marked("东京的天气", "東"), "[东]京的天气");
+    }
+
+    #[test]
+    fn prefixes_and_stems_mark_the_whole_word() {
+        assert_eq!(
+            marked("PostgreSQL and Postgres", "postgres*"),
+            "[PostgreSQL] and [Postgres]"
+        );
+        assert_eq!(
+            marked("Купил ноутбуки и ноутбук", "ноутбук"),
+            "Купил [ноутбуки] и [ноутбук]"
+        );
+        assert_eq!(
+            marked("backups finished", "backup finish"),
+            "[backups] [finished]"
+        );
+        // Quoted phrases are exact: no stems.
+        assert_eq!(marked("backups finished", "\"backup\""), "backups finished");
+        // One CJK character marks just that character, inside a run or at its end.
+        assert_eq!(marked("天安门", "安"), "天[安]门");
+        assert_eq!(marked("天安门", "门"), "天安[门]");
     }
 
     #[test]

@@ -6,14 +6,13 @@
 //! evaluator of the tsquery subset emitted here, checked against PostgreSQL while writing it).
 //! Operator precedence is PostgreSQL's: `!` over `<->` over `&` over `|`.
 
-use std::borrow::Cow;
-
-use super::{scan, search_form, Role, MAX_LEXEME_BYTES, MAX_POSITION};
+use super::{is_cjk, scan, search_form, stem, Role, MAX_LEXEME_BYTES, MAX_POSITION};
 use crate::normalize::normalize;
 
 /// A user query -> tsquery text matching the same tokens: terms ANDed (`&`), `"a phrase"` ->
-/// `<->`, a CJK run -> its bigrams joined by `<->`, `-term` -> `!term`, `a OR b` -> `|`,
-/// `#tag` -> `'#tag'`. Lexemes are single-quoted with `'` and `\` doubled. None when nothing in
+/// `<->` (exact words), a CJK run -> its bigrams joined by `<->`, one CJK character -> `'x':*`,
+/// `-term` -> `!term`, `a OR b` -> `|`, `#tag` -> `'#tag'`, `word*` -> `'word':*`, an unquoted
+/// English or Russian word -> `( 'word' | 'stem' | 'stem~' )` (see [`super::stem`]). Lexemes are single-quoted with `'` and `\` doubled. None when nothing in
 /// the query is searchable.
 pub fn query_to_tsquery(query: &str) -> Option<String> {
     let query = normalize(query);
@@ -32,11 +31,11 @@ pub fn query_to_tsquery(query: &str) -> Option<String> {
             pending_or = true;
             continue;
         }
-        let Some((mut expr, phrase)) = item_expr(item.text) else {
+        let Some((mut expr, compound)) = item_expr(item.text, item.quoted) else {
             continue;
         };
         if item.negated {
-            expr = if phrase {
+            expr = if compound {
                 format!("!( {expr} )")
             } else {
                 format!("!{expr}")
@@ -105,30 +104,93 @@ pub(super) fn query_items(query: &str) -> Vec<QueryItem<'_>> {
     items
 }
 
-/// One query word or phrase -> (tsquery expression, whether it is a phrase).
-fn item_expr(text: &str) -> Option<(String, bool)> {
-    let form = search_form(text);
-    let mut primaries: Vec<(Cow<'_, str>, u32)> = Vec::new();
-    scan(&form, false, &mut 1, &mut |lexeme, pos, role| {
-        if role == Role::Primary && lexeme.len() <= MAX_LEXEME_BYTES {
-            primaries.push((lexeme, pos));
+/// How a query term matches a stored lexeme.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Prefix {
+    /// The lexeme itself (or the term's stem).
+    No,
+    /// `word*`: any lexeme starting with it (`'word':*`).
+    Explicit,
+    /// A one-character CJK query: the index keeps no unigram inside a run, so it is a prefix of
+    /// the bigram starting there (or the run's last character itself).
+    CjkChar,
+}
+
+/// One term of a query item: a primary token of the item at its position.
+#[derive(Debug, Clone)]
+pub(super) struct Term {
+    pub(super) lexeme: String,
+    pub(super) pos: u32,
+    /// What else it matches: its stems (unquoted words only, see [`super::stem`]).
+    pub(super) stems: Vec<String>,
+    pub(super) prefix: Prefix,
+}
+
+/// The terms of one query word or phrase, positions strictly increasing. A quoted phrase
+/// (`exact`) gets no stems and no `*` prefix.
+pub(super) fn item_terms(text: &str, exact: bool) -> Vec<Term> {
+    let (body, star) = match text.trim_end_matches('*') {
+        b if !exact && b.len() < text.len() => (b, true),
+        _ => (text, false),
+    };
+    let form = search_form(body);
+    let mut terms: Vec<Term> = Vec::new();
+    scan(&form, false, &mut 1, &mut |lexeme, pos, role| match role {
+        Role::Primary
+            if lexeme.len() <= MAX_LEXEME_BYTES && terms.last().is_none_or(|t| pos > t.pos) =>
+        {
+            let mut chars = lexeme.chars();
+            let cjk_char = chars.next().is_some_and(is_cjk) && chars.next().is_none();
+            terms.push(Term {
+                stems: if exact {
+                    Vec::new()
+                } else {
+                    stem::query_alternatives(&lexeme)
+                },
+                lexeme: lexeme.into_owned(),
+                pos,
+                prefix: if cjk_char { Prefix::CjkChar } else { Prefix::No },
+            });
         }
+        _ => {}
     });
+    if let Some(last) = terms.last_mut().filter(|_| star) {
+        last.prefix = Prefix::Explicit;
+        last.stems.clear();
+    }
+    terms
+}
+
+/// One query word or phrase -> (tsquery expression, whether negating it needs parentheses).
+fn item_expr(text: &str, exact: bool) -> Option<(String, bool)> {
+    let terms = item_terms(text, exact);
     let mut expr = String::new();
-    let mut prev = None;
-    for (lexeme, pos) in &primaries {
-        match prev {
-            None => {}
-            Some(p) if *pos <= p => continue,
-            Some(p) => match (*pos - p).min(u32::from(MAX_POSITION)) {
+    let mut prev: Option<u32> = None;
+    for t in &terms {
+        if let Some(p) = prev {
+            match (t.pos - p).min(u32::from(MAX_POSITION)) {
                 1 => expr.push_str(" <-> "),
                 d => expr.push_str(&format!(" <{d}> ")),
-            },
+            }
         }
-        quote_into(&mut expr, lexeme);
-        prev = Some(*pos);
+        if t.stems.is_empty() {
+            quote_into(&mut expr, &t.lexeme);
+            if t.prefix != Prefix::No {
+                expr.push_str(":*");
+            }
+        } else {
+            expr.push_str("( ");
+            quote_into(&mut expr, &t.lexeme);
+            for stem in &t.stems {
+                expr.push_str(" | ");
+                quote_into(&mut expr, stem);
+            }
+            expr.push_str(" )");
+        }
+        prev = Some(t.pos);
     }
-    (!expr.is_empty()).then_some((expr, primaries.len() > 1))
+    let compound = terms.len() > 1;
+    (!expr.is_empty()).then_some((expr, compound))
 }
 
 fn quote_into(out: &mut String, lexeme: &str) {
@@ -146,7 +208,7 @@ fn quote_into(out: &mut String, lexeme: &str) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::tokenize::{is_cjk, tsvector_lexemes};
+    use crate::tokenize::tsvector_lexemes;
     use proptest::prelude::*;
 
     type Lexemes = Vec<(String, Vec<u16>)>;
@@ -171,6 +233,7 @@ mod tests {
     #[derive(Debug)]
     enum Q {
         Lex(String),
+        Prefix(String),
         Not(Box<Q>),
         And(Box<Q>, Box<Q>),
         Or(Box<Q>, Box<Q>),
@@ -240,6 +303,10 @@ mod tests {
                     }
                     '\'' => {
                         self.0 = &self.0[i + 1..];
+                        if let Some(rest) = self.0.strip_prefix(":*") {
+                            self.0 = rest;
+                            return Q::Prefix(lexeme);
+                        }
                         return Q::Lex(lexeme);
                     }
                     c => lexeme.push(c),
@@ -266,6 +333,23 @@ mod tests {
                 .find(|(x, _)| x == l)
                 .map(|(_, p)| p.clone())
                 .unwrap_or_default(),
+            Q::Prefix(l) => {
+                let mut all: Vec<u16> = doc
+                    .iter()
+                    .filter(|(x, _)| x.starts_with(l.as_str()))
+                    .flat_map(|(_, p)| p.iter().copied())
+                    .collect();
+                all.sort_unstable();
+                all.dedup();
+                all
+            }
+            Q::Or(a, b) => {
+                let mut all = positions(a, doc);
+                all.extend(positions(b, doc));
+                all.sort_unstable();
+                all.dedup();
+                all
+            }
             Q::Phrase(l, r, d) => {
                 let left = positions(l, doc);
                 positions(r, doc)
@@ -361,6 +445,27 @@ mod tests {
         assert!(matches("\"over lazy dogs\"", text));
         assert!(
             matches("\"天安门 fox\"", "天安门 fox") && !matches("\"天安门 fox\"", "天安门 x fox")
+        );
+    }
+
+    #[test]
+    fn prefixes_and_stems() {
+        let text = "PostgreSQL backups finished; купили ноутбуки 天安门";
+        assert!(matches("postgres*", text) && matches("Postgre*", text));
+        assert!(!matches("postgres", text) && !matches("mysql*", text));
+        assert!(matches("backup", text) && matches("finishing", text));
+        assert!(matches("ноутбук", text) && matches("ноутбуками", text));
+        assert!(matches("\"backups finished\"", text));
+        assert!(!matches("\"backup finished\"", text), "quoted phrases are exact");
+        assert!(matches("backup finish", text) && !matches("backup -finishes", text));
+        // One CJK character is a prefix of the bigram starting there (or the run's last).
+        assert!(matches("天", text) && matches("安", text) && matches("门", text));
+        assert!(!matches("京", text));
+        // A star alone is nothing to search; a star inside a phrase is punctuation.
+        assert_eq!(query_to_tsquery("*"), None);
+        assert_eq!(
+            query_to_tsquery("\"postgres* rocks\""),
+            Some("'postgres' <-> 'rocks'".into())
         );
     }
 

@@ -50,8 +50,11 @@ struct Entry {
     prefix: u64,
     start: usize,
     end: usize,
-    /// Tokens seen, then (after counting) where its positions start and how many are kept.
+    /// Indexed tokens seen, then (after counting) where its positions start and how many are
+    /// kept.
     count: usize,
+    /// Seen as a token the SimHash counts (not only as a stem).
+    classic: bool,
     first: usize,
     kept: usize,
 }
@@ -89,10 +92,12 @@ impl TsVectorBuilder {
         let form = fold_form_into(Cow::Borrowed(normalized), form);
         // About one distinct lexeme per 4 bytes at most in practice; the table grows if not.
         reset_table(table, form.len() / 4);
-        scan(form, false, &mut 1, &mut |lexeme, pos, _| {
+        scan(form, false, &mut 1, &mut |lexeme, pos, role| {
             if lexeme.len() <= MAX_LEXEME_BYTES {
-                let id = intern(&lexeme, table, entries, arena);
-                hits.push((id, pos));
+                let id = intern(&lexeme, role.indexed(), role.classic(), table, entries, arena);
+                if role.indexed() {
+                    hits.push((id, pos));
+                }
             }
         });
 
@@ -117,7 +122,8 @@ impl TsVectorBuilder {
         }
 
         let bytes = arena.as_bytes();
-        order.extend(0..entries.len() as u32);
+        // Lexemes seen only as dropped unigrams are not stored (see `classic`).
+        order.extend((0..entries.len() as u32).filter(|&id| entries[id as usize].count > 0));
         order.sort_unstable_by(|&a, &b| {
             byte_order(&entries[a as usize], &entries[b as usize], bytes)
         });
@@ -155,6 +161,15 @@ impl TsVectorBuilder {
         })
     }
 
+    /// The distinct lexemes the SimHash is defined over: every token but the stems, including
+    /// the CJK unigrams the tsvector leaves out (in no particular order).
+    pub fn classic(&self) -> impl Iterator<Item = &str> + '_ {
+        self.entries
+            .iter()
+            .filter(|e| e.classic)
+            .map(|e| self.arena.get(e.start..e.end).unwrap_or_default())
+    }
+
     pub fn len(&self) -> usize {
         self.lexemes.len()
     }
@@ -171,8 +186,16 @@ fn reset_table(table: &mut Vec<u32>, expected: usize) {
     table.resize(size, EMPTY);
 }
 
-/// The id of `lexeme`, added (bytes to `arena`) when it is new.
-fn intern(lexeme: &str, table: &mut Vec<u32>, entries: &mut Vec<Entry>, arena: &mut String) -> u32 {
+/// The id of `lexeme`, added (bytes to `arena`) when it is new; `indexed` counts the token,
+/// `classic` marks the lexeme as one the SimHash counts.
+fn intern(
+    lexeme: &str,
+    indexed: bool,
+    classic: bool,
+    table: &mut Vec<u32>,
+    entries: &mut Vec<Entry>,
+    arena: &mut String,
+) -> u32 {
     let hash = xxh3_64(lexeme.as_bytes());
     let mask = table.len() - 1;
     let mut slot = hash as usize & mask;
@@ -184,7 +207,8 @@ fn intern(lexeme: &str, table: &mut Vec<u32>, entries: &mut Vec<Entry>, arena: &
                     if e.hash == hash
                         && arena.as_bytes().get(e.start..e.end) == Some(lexeme.as_bytes())
                     {
-                        e.count += 1;
+                        e.count += usize::from(indexed);
+                        e.classic |= classic;
                         return id;
                     }
                 }
@@ -200,7 +224,8 @@ fn intern(lexeme: &str, table: &mut Vec<u32>, entries: &mut Vec<Entry>, arena: &
         prefix: prefix(lexeme.as_bytes()),
         start,
         end: arena.len(),
-        count: 1,
+        count: usize::from(indexed),
+        classic,
         first: 0,
         kept: 0,
     });
