@@ -22,19 +22,31 @@ COLS = ("messages", "media", "senders", "edits", "deletions")
 _ARCHIVED = """EXISTS (SELECT 1 FROM archived_months a
                 WHERE a.state = 'archived' AND a.month = date_trunc('month', {day})::date)"""
 
-CHAT_DAYS_SQL = f"""
-WITH hot AS (
-    SELECT chat_id, message_id, date, (date AT TIME ZONE 'UTC')::date AS day
-    FROM message_keys WHERE $1::bigint IS NULL OR chat_id = $1
+# One pass for both tables: every row grouped by (chat, day, sender), with what of it is keyed
+# (the row its key names: what chat_daily_stats counts) beside what is there at all (what
+# chat_daily_senders counts). A hash join and a hash aggregate to a few groups per chat-day;
+# no sort of the rows (a count(DISTINCT sender) over them would need one).
+DAYS_SQL = f"""
+WITH g AS MATERIALIZED (
+    SELECT m.chat_id, (m.date AT TIME ZONE 'UTC')::date AS day, m.sender_id,
+           count(*) AS n, count(m.media_type) AS media, count(k.chat_id) AS keyed,
+           count(k.chat_id) FILTER (WHERE m.media_type IS NOT NULL) AS keyed_media,
+           count(k.chat_id) FILTER (WHERE m.deleted_at IS NOT NULL) AS keyed_deleted
+    FROM messages m
+    LEFT JOIN message_keys k
+      ON k.chat_id = m.chat_id AND k.message_id = m.message_id AND k.date = m.date
+    WHERE $1::bigint IS NULL OR m.chat_id = $1
+    GROUP BY 1, 2, 3
 ), r AS (
-    SELECT h.chat_id, h.day, count(*) AS messages, count(m.media_type) AS media,
-           count(DISTINCT m.sender_id) AS senders, count(m.deleted_at) AS deletions
-    FROM hot h
-    JOIN messages m ON m.chat_id = h.chat_id AND m.date = h.date AND m.message_id = h.message_id
-    GROUP BY 1, 2
+    SELECT chat_id, day, sum(keyed)::bigint AS messages, sum(keyed_media)::bigint AS media,
+           count(sender_id) FILTER (WHERE keyed > 0) AS senders,
+           sum(keyed_deleted)::bigint AS deletions
+    FROM g GROUP BY 1, 2
 ), v AS (
-    SELECT h.chat_id, h.day, count(*) AS edits
-    FROM hot h JOIN message_versions v ON v.chat_id = h.chat_id AND v.message_id = h.message_id
+    SELECT k.chat_id, (k.date AT TIME ZONE 'UTC')::date AS day, count(*) AS edits
+    FROM message_versions v
+    JOIN message_keys k ON k.chat_id = v.chat_id AND k.message_id = v.message_id
+    WHERE $1::bigint IS NULL OR v.chat_id = $1
     GROUP BY 1, 2
 ), e AS (
     SELECT chat_id, day, coalesce(r.messages, 0) AS messages, coalesce(r.media, 0) AS media,
@@ -42,34 +54,25 @@ WITH hot AS (
            coalesce(r.deletions, 0) AS deletions
     FROM r FULL JOIN v USING (chat_id, day)
 )
-SELECT chat_id, day,
+SELECT 'chat_daily_stats' AS tbl, chat_id, day, NULL::bigint AS sender_id,
        {", ".join(f"coalesce(e.{c}, 0) AS want_{c}, coalesce(d.{c}, 0) AS have_{c}" for c in COLS)}
 FROM e FULL JOIN (SELECT * FROM chat_daily_stats WHERE $1::bigint IS NULL OR chat_id = $1) d
   USING (chat_id, day)
 WHERE ({", ".join(f"coalesce(e.{c}, 0)" for c in COLS)})
       IS DISTINCT FROM ({", ".join(f"coalesce(d.{c}, 0)" for c in COLS)})
   AND NOT {_ARCHIVED.format(day="day")}
-ORDER BY 1, 2
-"""
-
-SENDER_DAYS_SQL = f"""
-WITH e AS (
-    SELECT chat_id, (date AT TIME ZONE 'UTC')::date AS day, sender_id,
-           count(*) AS messages, count(media_type) AS media
-    FROM messages
-    WHERE sender_id IS NOT NULL AND ($1::bigint IS NULL OR chat_id = $1)
-    GROUP BY 1, 2, 3
-)
-SELECT chat_id, day, sender_id,
-       coalesce(e.messages, 0) AS want_messages, coalesce(s.messages, 0) AS have_messages,
-       coalesce(e.media, 0) AS want_media, coalesce(s.media, 0) AS have_media
-FROM e FULL JOIN (SELECT * FROM chat_daily_senders
-                  WHERE messages <> 0 AND ($1::bigint IS NULL OR chat_id = $1)) s
+UNION ALL
+SELECT 'chat_daily_senders', chat_id, day, sender_id,
+       coalesce(g.n, 0), coalesce(s.messages, 0), coalesce(g.media, 0), coalesce(s.media, 0),
+       0, 0, 0, 0, 0, 0
+FROM (SELECT * FROM g WHERE sender_id IS NOT NULL) g
+FULL JOIN (SELECT * FROM chat_daily_senders
+           WHERE messages <> 0 AND ($1::bigint IS NULL OR chat_id = $1)) s
   USING (chat_id, day, sender_id)
-WHERE (coalesce(e.messages, 0), coalesce(e.media, 0))
+WHERE (coalesce(g.n, 0), coalesce(g.media, 0))
       IS DISTINCT FROM (coalesce(s.messages, 0), coalesce(s.media, 0))
   AND NOT {_ARCHIVED.format(day="day")}
-ORDER BY 1, 2, 3
+ORDER BY 1, 2, 3, 4
 """
 
 # user_daily_stats against its source, the per-sender rows (as dws.user_drift).
@@ -99,10 +102,18 @@ async def _fetch(ctx: Context, sql: str, *args: Any) -> list[dict[str, Any]]:
 async def drifts(ctx: Context) -> dict[str, list[dict[str, Any]]]:
     """Rows of each aggregate table that disagree with a recomputation from the rows. The
     per-user table is judged only for a whole-warehouse check (a user spans chats)."""
-    out = {
-        "chat_daily_stats": await _fetch(ctx, CHAT_DAYS_SQL, ctx.chat_id),
-        "chat_daily_senders": await _fetch(ctx, SENDER_DAYS_SQL, ctx.chat_id),
-    }
+    out: dict[str, list[dict[str, Any]]] = {"chat_daily_stats": [], "chat_daily_senders": []}
+    for r in await _fetch(ctx, DAYS_SQL, ctx.chat_id):
+        table = r.pop("tbl")
+        if table == "chat_daily_senders":
+            r = {
+                k: v
+                for k, v in r.items()
+                if not (k[:5] in ("want_", "have_") and k[5:] in COLS[2:])
+            }
+        else:
+            del r["sender_id"]
+        out[table].append(r)
     if ctx.chat_id is None:
         out["user_daily_stats"] = await _fetch(ctx, USER_DAYS_SQL)
     return out

@@ -331,16 +331,20 @@ async def content_hash(ctx: Context, options: Options, plan: Plan) -> None:
         return
     async with ctx.conn.transaction():
         status = await ctx.conn.execute(
+            # The row at its key's date (one index lookup in one partition per row).
             """UPDATE messages m SET content_hash = t.h
-               FROM unnest($1::bigint[], $2::bigint[], $3::timestamptz[], $4::bytea[])
-                    AS t(c, i, d, h)
-               WHERE m.chat_id = t.c AND m.message_id = t.i AND m.date = t.d""",
+               FROM unnest($1::bigint[], $2::bigint[], $3::bytea[], $4::bytea[])
+                    AS t(c, i, h, old)
+               JOIN message_keys k ON k.chat_id = t.c AND k.message_id = t.i
+               WHERE m.chat_id = k.chat_id AND m.date = k.date AND m.message_id = k.message_id
+                 AND m.content_hash = t.old""",
             [b["chat_id"] for b in bad],
             [b["message_id"] for b in bad],
-            [b["date"] for b in bad],
             [b["computed"] for b in bad],
+            [b["stored"] for b in bad],
         )
         plan.repaired = int(status.rsplit(" ", 1)[-1])
+        plan.left = len(bad) - plan.repaired  # rows without a key (orphan_rows repairs those)
         await audited(
             ctx,
             plan,
