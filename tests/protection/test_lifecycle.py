@@ -96,7 +96,11 @@ async def test_cold_months_leave_and_come_back(settings: Settings, tmp_path: Pat
             out = json.loads(run_cli(env, "archive", "restore", month, "--json").stdout)
             assert out["rows"] > 0 and out["parts"]
         # Each restore of a month is one audit row (not one per message).
-        restores = await conn.fetch("SELECT target, detail FROM audit_log ORDER BY audit_id")
+        restores = await conn.fetch(
+            "SELECT target FROM audit_log WHERE action = 'archive_restore' ORDER BY audit_id"
+        )
+        archived = await conn.fetchval("SELECT count(*) FROM audit_log WHERE action = 'archive'")
+        assert archived == 3 + len(again.archived)  # every month that left, once each time
         assert [json.loads(r["target"])["month"] for r in restores] == [
             "2022-01",
             "2022-02",

@@ -257,6 +257,15 @@ async def _drop(
                 )  # fmt: skip
             await conn.execute(f"ALTER TABLE messages DETACH PARTITION {partition}")
             await conn.execute(f"DROP TABLE {partition}")
+            await audit.record(
+                conn,
+                action="archive",
+                target={"month": f"{month:%Y-%m}", "part": entry[0] if entry else None},
+                reason="partition lifecycle: cold month archived and dropped"
+                if entry is not None
+                else "partition lifecycle: empty cold month dropped",
+                detail={"rows": rows, "partition": partition},
+            )
     except asyncpg.LockNotAvailableError:
         return "busy"
     return "archived" if entry is not None else "dropped-empty"
