@@ -84,7 +84,7 @@ def test_banded_lookup_against_all_pairs(full, record) -> None:
     n = len(sims)
     buf = array.array("Q", [s & (2**64 - 1) for s in sims]).tobytes()
     t0 = time.perf_counter()
-    raw, (distinct, tables, compared, _) = simhash_clusters(buf, clusters.DEFAULT_THRESHOLD)
+    raw, (distinct, tables, compared, _, capped) = simhash_clusters(buf, clusters.DEFAULT_THRESHOLD)
     seconds = time.perf_counter() - t0
     assert len(raw) == 4 * n
     all_pairs = n * (n - 1) / 2
@@ -95,7 +95,7 @@ def test_banded_lookup_against_all_pairs(full, record) -> None:
         "pairs",
         ">= 100x fewer than all pairs",
         f"threshold {clusters.DEFAULT_THRESHOLD}, {tables} tables, {distinct:,} distinct "
-        f"hashes; clustering took {seconds:.2f} s (exact: no pair within the threshold missed)",
+        f"hashes, {capped} buckets past the window; clustering took {seconds:.2f} s",
         goal=100,
     )
 

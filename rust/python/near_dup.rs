@@ -7,12 +7,12 @@ use pyo3::exceptions::PyValueError;
 use pyo3::prelude::*;
 use pyo3::types::PyBytes;
 
-/// (distinct hashes, tables, pairs compared, pairs matched).
-type Counts = (usize, usize, u64, u64);
+/// (distinct hashes, tables, pairs compared, pairs matched, buckets capped).
+type Counts = (usize, usize, u64, u64, u64);
 
 /// Cluster labels for SimHashes (a u64 buffer, little-endian bytes, or ints) within Hamming
 /// distance `threshold`: u32 little-endian bytes, label[i] = smallest index of i's cluster;
-/// plus (distinct hashes, tables, pairs compared, pairs matched).
+/// plus (distinct hashes, tables, pairs compared, pairs matched, buckets past the window).
 #[pyfunction]
 #[pyo3(signature = (simhashes, threshold=3))]
 fn simhash_clusters<'py>(
@@ -30,7 +30,13 @@ fn simhash_clusters<'py>(
     let raw: Vec<u8> = labels.iter().flat_map(|l| l.to_le_bytes()).collect();
     Ok((
         PyBytes::new(py, &raw),
-        (stats.distinct, stats.tables, stats.compared, stats.matched),
+        (
+            stats.distinct,
+            stats.tables,
+            stats.compared,
+            stats.matched,
+            stats.capped,
+        ),
     ))
 }
 

@@ -69,6 +69,7 @@ class RunStats:
     threshold: int = DEFAULT_THRESHOLD
     min_bytes: int = DEFAULT_MIN_BYTES
     compared: int = 0  # candidate pairs the banded lookup verified
+    capped: int = 0  # buckets of near-identical hashes compared within a window, not all pairs
 
     def as_dict(self) -> dict:
         return asdict(self)
@@ -115,10 +116,11 @@ async def _load(conn: asyncpg.Connection, min_bytes: int) -> Rows:
     return Rows(_column(body, n, 6), _column(body, n, 18), _column(body, n, 30))
 
 
-def assign(rows: Rows, threshold: int) -> tuple[list[tuple[int, int, int]], int, int]:
+def assign(rows: Rows, threshold: int) -> tuple[list[tuple[int, int, int]], int, int, int]:
     """(chat_id, message_id, cluster_id) of every member of a cluster of two or more (rows
-    oldest first), the number of such clusters, and the candidate pairs compared."""
-    raw, (_, _, compared, _) = simhash_clusters(rows.sim.tobytes(), threshold)
+    oldest first), the number of such clusters, the candidate pairs compared, and the buckets
+    too large to compare exhaustively (rust/near_dup.rs BUCKET_WINDOW)."""
+    raw, (_, _, compared, _, capped) = simhash_clusters(rows.sim.tobytes(), threshold)
     labels = array.array("I")
     labels.frombytes(raw)
     sizes = Counter(labels)
@@ -132,7 +134,7 @@ def assign(rows: Rows, threshold: int) -> tuple[list[tuple[int, int, int]], int,
         if cid is None:
             cid = ids[first] = cluster_id(chats[first], msgs[first])
         out.append((chats[i], msgs[i], cid))
-    return out, len(ids), compared
+    return out, len(ids), compared, capped
 
 
 async def run(
@@ -171,7 +173,7 @@ async def run(
         stats.rows = len(rows)
         if progress:
             progress(f"clustering {len(rows):,} messages")
-        members, stats.clusters, stats.compared = assign(rows, threshold)
+        members, stats.clusters, stats.compared, stats.capped = assign(rows, threshold)
         stats.clustered = len(members)
         if progress:
             progress(f"storing {stats.clusters:,} clusters")
