@@ -284,3 +284,43 @@ async def test_freshness_and_volume_on_a_followed_chat(settings, conn) -> None:
     assert run_cli(env, "quality", "repair", "--account", "a b", check=False).returncode == 2
     fix = run_cli(env, "quality", "repair", "--check", "freshness", "--json")
     assert "tgingest status" in json.loads(fix.stdout)["not_repairable"]["freshness"]
+
+
+async def test_repair_of_one_chat_leaves_the_others_and_moves_a_key_to_its_only_row(
+    settings, conn, tmp_path
+) -> None:
+    await import_export(
+        settings, write_export(tmp_path / "exp", messages_per_chat=300, chats=2, layout="full")
+    )
+    private = 1500000001  # the export's private chat: ids numbered per account
+    last = await conn.fetchval("SELECT extract(epoch FROM max(date))::bigint FROM message_keys")
+    # A hole in a private chat's ids is no gap: the ids between belong to other chats.
+    await commit_sources(settings, raw(private, [900], [last]))
+    # In both chats, one message's row moves an hour (its key stays): the key names no row,
+    # the row sits at another date.
+    for chat in (CHAT, private):
+        await conn.execute(
+            """UPDATE messages SET date = date + interval '1 hour'
+               WHERE chat_id = $1 AND message_id = 70""",
+            chat,
+        )
+    found = await findings(conn, settings)
+    assert found[("two_partitions", "error")] == 2 and ("gaps", "warning") not in found
+    assert ("orphan_keys", "error") not in found  # the row exists, at another date
+    # Repairing one chat leaves the other as it was.
+    env = env_of(settings)
+    out = json.loads(run_cli(env, "quality", "repair", "--chat", str(CHAT), "--json").stdout)
+    assert {r["check"] for r in out["repairs"]} >= {"two_partitions"}
+    assert await findings(conn, settings, chat_id=CHAT) == {}
+    assert (await findings(conn, settings, chat_id=private))[("two_partitions", "error")] == 1
+    moved = await conn.fetchrow(
+        """SELECT k.date = m.date AS same FROM message_keys k
+           JOIN messages m USING (chat_id, message_id)
+           WHERE k.chat_id = $1 AND k.message_id = 70""",
+        CHAT,
+    )
+    assert moved["same"]  # the key follows its only row
+    assert await dws.drift(conn, CHAT) == []
+    # An unknown chat is a one-line error, not a clean report.
+    bad = run_cli(env, "quality", "check", "--chat", "42", check=False)
+    assert bad.returncode == 1 and "no chat 42" in bad.stderr

@@ -24,6 +24,7 @@ from tgingest.cli.common import (
     bounded,
     console,
     err_console,
+    fail,
     int64,
     print_json,
     with_db,
@@ -145,9 +146,22 @@ def _progress(quiet: bool) -> Iterator[tuple[Callable[[str], None], Callable[[in
         yield step, rows, (bar, task)
 
 
+async def _known_chat(conn: Any, chat_id: int | None) -> None:
+    if chat_id is None:
+        return
+    known = await conn.fetchval(
+        """SELECT EXISTS (SELECT 1 FROM chats WHERE chat_id = $1)
+               OR EXISTS (SELECT 1 FROM message_keys WHERE chat_id = $1)""",
+        chat_id,
+    )
+    if not known:
+        fail(f"no chat {chat_id} in the warehouse (tgingest stats lists them)")
+
+
 async def cmd_check(args: argparse.Namespace, settings: Settings) -> int:
     async def run(db: Database) -> int:
         async with db.pool.acquire() as conn:
+            await _known_chat(conn, args.chat)
             ctx = Context(
                 conn,
                 settings.media_root,
@@ -221,6 +235,7 @@ async def cmd_repair(args: argparse.Namespace, settings: Settings) -> int:
 
     async def run(db: Database) -> int:
         async with db.pool.acquire() as conn:
+            await _known_chat(conn, args.chat)
             ctx = Context(conn, settings.media_root, chat_id=args.chat)
             options = Options(
                 dry_run=args.dry_run, account=args.account, backup_root=settings.backup_root
