@@ -237,6 +237,9 @@ async def test_python_api_streams_rows_and_logs_who_read(settings, conn) -> None
         assert ds.version == 1 and len(ds.sha256) == 64
         train = [r async for r in ds.rows(split="train")]
         sizes = [len(b) async for b in ds.batches(size=25)]
+        async for _ in ds.batches(size=10):  # a reader that stops early leaves nothing stuck
+            break
+        assert len([r async for r in ds.rows()]) == 90
     assert sum(sizes) == 90 and max(sizes) == 25
     assert {r.split for r in train} == {"train"} and 0 < len(train) < 90
     assert train == sorted(train, key=lambda r: (r.chat_id, r.message_id))

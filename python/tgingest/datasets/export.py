@@ -15,6 +15,7 @@ export leaves no half folder under the final name.
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import os
 import shutil
@@ -43,8 +44,8 @@ class SplitSheet:
     labels: Counter[str] = field(default_factory=Counter)
     unlabeled: int = 0
     scripts: Counter[str] = field(default_factory=Counter)
-    first: str | None = None
-    last: str | None = None
+    first: dt.datetime | None = None
+    last: dt.datetime | None = None
 
     def add(self, row: DatasetRow) -> None:
         self.rows += 1
@@ -56,11 +57,10 @@ class SplitSheet:
         else:
             self.unlabeled += 1
         self.scripts[script_of(row.text) or "none"] += 1
-        day = row.date.isoformat()
-        if self.first is None or day < self.first:
-            self.first = day
-        if self.last is None or day > self.last:
-            self.last = day
+        if self.first is None or row.date < self.first:
+            self.first = row.date
+        if self.last is None or row.date > self.last:
+            self.last = row.date
 
     def as_json(self) -> dict[str, Any]:
         return {
@@ -70,8 +70,8 @@ class SplitSheet:
             "labels": dict(self.labels.most_common()),
             "unlabeled": self.unlabeled,
             "scripts": dict(self.scripts.most_common()),
-            "first_date": self.first,
-            "last_date": self.last,
+            "first_date": self.first.isoformat() if self.first else None,
+            "last_date": self.last.isoformat() if self.last else None,
         }
 
 

@@ -12,6 +12,8 @@ Every read is written to `dataset_access_log` (who, when, which version, how): t
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import datetime as dt
 import json
 from collections.abc import AsyncIterator
@@ -136,16 +138,43 @@ async def batches(
     stats = stats if stats is not None else ReadStats()
     set_id, set_version = await label_version(conn, info)
     sql = _ROWS.format(labels=_LABELS if set_id is not None else "'[]'")
-    async with conn.transaction(isolation="repeatable_read", readonly=True):
-        args: list[Any] = [info.rows_of, split_number(split)]
-        if set_id is not None:
-            args += [set_id, set_version]
-        cursor = await conn.cursor(sql, *args)
-        while True:
-            records = await cursor.fetch(size)
-            if not records:
-                return
-            yield await _rows(conn, records, stats)
+    args: list[Any] = [info.rows_of, split_number(split)]
+    if set_id is not None:
+        args += [set_id, set_version]
+    # One batch ahead: while the caller works on a batch (writing Parquet, a training step),
+    # the next is read and checked, so the server and the client work at the same time.
+    ahead: asyncio.Queue[list[DatasetRow] | None] = asyncio.Queue(maxsize=1)
+
+    async def read() -> None:
+        async with conn.transaction(isolation="repeatable_read", readonly=True):
+            cursor = await conn.cursor(sql, *args)
+            while records := await cursor.fetch(size):
+                await ahead.put(await _rows(conn, records, stats))
+        await ahead.put(None)
+
+    reader = asyncio.create_task(read())
+    try:
+        while (batch := await _next(ahead, reader)) is not None:
+            yield batch
+        await reader  # its errors, if it ended with one
+    finally:
+        if not reader.done():
+            reader.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await reader
+
+
+async def _next(
+    ahead: asyncio.Queue[list[DatasetRow] | None], reader: asyncio.Task[None]
+) -> list[DatasetRow] | None:
+    """The next batch, or None at the end; the reader's error if it failed instead."""
+    getter = asyncio.ensure_future(ahead.get())
+    done, _ = await asyncio.wait({getter, reader}, return_when=asyncio.FIRST_COMPLETED)
+    if getter in done:
+        return getter.result()
+    getter.cancel()
+    reader.result()  # raises what stopped the reader
+    return ahead.get_nowait() if not ahead.empty() else None
 
 
 async def _rows(
@@ -185,7 +214,7 @@ async def _rows(
                 r["date"],
                 text,
                 SPLITS[r["split"]],
-                tuple(json.loads(r["labels"])),
+                () if r["labels"] == "[]" else tuple(json.loads(r["labels"])),
                 VARIANTS.get(r["variant"], str(r["variant"])),
             )
         )

@@ -26,7 +26,9 @@ _RANGES: tuple[tuple[str, tuple[tuple[int, int], ...]], ...] = (
     ("thai", ((0xE00, 0xE7F),)),
 )
 _CODES = "abcdefghij"  # one marker character per script, in _RANGES order
-_TABLE: dict[int, str] = {}
+# Every BMP code point is in the table (None drops it), so str.translate looks each character
+# up in C; only characters beyond the BMP (emoji) reach _Only.__missing__ in Python.
+_TABLE: dict[int, str | None] = dict.fromkeys(range(0x10000))
 for _code, (_name, _spans) in zip(_CODES, _RANGES, strict=True):
     for _lo, _hi in _spans:
         for _cp in range(_lo, _hi + 1):
@@ -45,9 +47,11 @@ _NAMES = {code: name for code, (name, _) in zip(_CODES, _RANGES, strict=True)}
 
 
 def script_of(text: str) -> str | None:
-    """The dominant script of `text` (None when it has no letters of a known script)."""
+    """The dominant script of `text` (None when it has no letters of a known script), judged on
+    its first 512 characters (a long message does not change script half way often enough to
+    pay for reading all of it)."""
     # Every character maps to its script's marker or to nothing.
-    marks = text.translate(_TRANSLATE)
+    marks = text[:512].translate(_TRANSLATE)
     if not marks:
         return None
     counts = {code: marks.count(code) for code in _CODES if code in marks}
