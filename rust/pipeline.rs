@@ -545,13 +545,13 @@ mod tests {
         // 1_700_000_000 is day 19675; message 3 is the next day and has media.
         assert_eq!(counts, vec![(-1001, 19675, 1, 0), (-1001, 19676, 1, 1)]);
         // Per sender: the same rows, less those without a sender.
-        let by_sender = sender_daily_counts(&b, &rows, Some(&skip));
-        let with_sender: i64 = b
-            .iter()
-            .zip(skip)
-            .filter(|(m, s)| !*s && m.sender_id.is_some())
-            .count() as i64;
-        assert_eq!(by_sender.iter().map(|r| r.3).sum::<i64>(), with_sender);
+        let mut b = batch();
+        b[0].sender_id = Some(7);
+        b[2].sender_id = Some(7);
+        let rows = process(&b, None);
+        let by_sender = sender_daily_counts(&b, &rows, None);
+        assert_eq!(by_sender, vec![(-1001, 19675, 7, 1, 0), (-1001, 19676, 7, 1, 1)]);
+        assert!(sender_daily_counts(&b, &rows, Some(&[true, false, true])).is_empty());
         let (keys, n) = encode(&b, &rows, Some(&skip), None, Target::Keys, 1 << 20).unwrap();
         assert_eq!(n, 2);
         // header 19 bytes, 2 rows of (2 + 4+8 + 4+8 + 4+8 + 4 + 4+4 + 4+8) bytes, trailer 2.

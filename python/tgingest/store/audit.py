@@ -30,6 +30,7 @@ ACTIONS = (
     "repair",
     "label_change",
     "restore",
+    "archive",
     "archive_restore",
     "dataset_release",
     "dataset_rollback",
