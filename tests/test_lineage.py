@@ -172,3 +172,19 @@ async def test_command_line(settings, conn, tmp_path) -> None:
     ):
         bad = run_cli(env, *args, check=False)
         assert bad.returncode == 1 and msg in bad.stderr and len(bad.stderr.splitlines()) == 1
+
+
+async def test_a_counter_change_moves_lineage_a_repeat_does_not(settings, conn, tmp_path) -> None:
+    from tgingest.records import CounterUpdate
+
+    w = await _imported(settings, conn, tmp_path)
+    chat, msg = w["msg"]["chat_id"], w["gone"] - 1
+    empty = RawBatch.from_columns(chat_id=[], message_id=[], date=[], text=[])
+    views = [CounterUpdate(chat, msg, views=500)]
+    raised, again = await commit_sources(
+        settings,
+        SourceBatch(source="telethon-live", batch=empty, counters=views),
+        SourceBatch(source="telethon-live", batch=empty, counters=views),
+    )
+    out = await lineage.message(conn, chat, msg)
+    assert out["row"] is not None and out["last_batch_id"] == raised.batch_id != again.batch_id
