@@ -164,3 +164,23 @@ async def test_ods_keeps_each_batch_and_rederives_a_message(settings, conn, tmp_
     assert record is not None
     assert json.loads(record)["message_id"] == row["message_id"]
     assert json.loads(record)["text"] == row["text"]
+
+
+async def test_ods_retention_prunes_old_batches_and_audits_it(settings, conn) -> None:
+    import datetime as dt
+
+    from tgingest.store import audit, ods
+
+    async with await Database.open(settings) as db, Pipeline(db, settings) as pipeline:
+        for ids in ([1, 2], [3]):
+            copies = [(m, 0, True) for m in ids]
+            await pipeline.commit_source_batch(
+                SourceBatch(source="telethon", batch=_batch(-3, copies))
+            )
+    assert await conn.fetchval("SELECT count(*) FROM ods_batches") == 2
+    assert await ods.prune(conn, 30) == 0  # nothing is 30 days old yet
+    later = dt.datetime.now(dt.UTC) + dt.timedelta(days=31)
+    assert await ods.prune(conn, 30, now=later) == 2
+    assert await conn.fetchval("SELECT count(*) FROM ods_batches") == 0
+    (row,) = await audit.entries(conn, action="ods_prune")
+    assert row["detail"]["batches"] == 2
