@@ -64,13 +64,7 @@ pub fn process_at(
             let simhash = hash::simhash(builder.classic());
             let service_text = readable(m);
             if let Some(sentence) = &service_text {
-                // Searchable beside the text; the content digest stays the text's own.
-                let both = if m.text.is_empty() {
-                    Cow::Borrowed(sentence.as_str())
-                } else {
-                    Cow::Owned(format!("{}\n{sentence}", m.text))
-                };
-                builder.build_normalized(&normalize::normalize(&both));
+                builder.build_normalized(&normalize::normalize(&searched_text(&m.text, sentence)));
             }
             ProcessedRow {
                 digest: hash::content_digest(&key),
@@ -97,6 +91,17 @@ pub fn process_at(
         }
     }
     rows
+}
+
+/// What a service message's search tokens are cut from: its text and its sentence, searchable
+/// side by side (the content digest stays the text's own). `tgingest db rebuild-search` builds
+/// stored rows' tokens again from the same two columns.
+pub fn searched_text<'a>(text: &'a str, sentence: &'a str) -> Cow<'a, str> {
+    if text.is_empty() {
+        Cow::Borrowed(sentence)
+    } else {
+        Cow::Owned(format!("{text}\n{sentence}"))
+    }
 }
 
 /// tsvectorsend's format. The tokenizer already guarantees what tsvectorrecv checks (sorted,

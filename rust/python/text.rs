@@ -104,6 +104,35 @@ fn simhashes(py: Python<'_>, texts: &Bound<'_, PyAny>) -> PyResult<Vec<u64>> {
     })
 }
 
+/// Search tokens of stored rows as tsvector input text, built exactly as an import builds them
+/// (text, plus the service sentence when there is one): `tgingest db rebuild-search`.
+#[pyfunction]
+fn search_vector_texts(
+    py: Python<'_>,
+    texts: Vec<String>,
+    sentences: Vec<Option<String>>,
+) -> PyResult<Vec<String>> {
+    if texts.len() != sentences.len() {
+        return Err(super::errors::to_py(crate::CoreError::InvalidInput(
+            "texts and sentences must have the same length".into(),
+        )));
+    }
+    detached(py, || {
+        let mut builder = tokenize::TsVectorBuilder::new();
+        let mut out = Vec::with_capacity(texts.len());
+        for (text, sentence) in texts.iter().zip(&sentences) {
+            match sentence {
+                Some(s) => builder.build(&crate::pipeline::searched_text(text, s)),
+                None => builder.build(text),
+            }
+            let mut tv = String::new();
+            builder.to_text(&mut tv);
+            out.push(tv);
+        }
+        Ok(out)
+    })
+}
+
 /// Bloom keys of message versions: (chat_id, message_id, edit_date or 0) -> u64, as `bytes`
 /// of 8 * n little-endian (feed it straight to `BloomFilter.check_and_add`).
 #[pyfunction]
@@ -155,6 +184,7 @@ pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(content_keys, m)?)?;
     m.add_function(wrap_pyfunction!(search_tokens, m)?)?;
     m.add_function(wrap_pyfunction!(query_tsquery, m)?)?;
+    m.add_function(wrap_pyfunction!(search_vector_texts, m)?)?;
     m.add_function(wrap_pyfunction!(highlight_spans, m)?)?;
     m.add_function(wrap_pyfunction!(fold_chinese, m)?)?;
     m.add_function(wrap_pyfunction!(content_hashes, m)?)?;

@@ -170,6 +170,29 @@ impl TsVectorBuilder {
             .map(|e| self.arena.get(e.start..e.end).unwrap_or_default())
     }
 
+    /// The last build as tsvector input text (`'lexeme':1,2 ...`), for statements that send
+    /// tokens as text (`tgingest db rebuild-search`); the COPY path sends the binary form.
+    pub fn to_text(&self, out: &mut String) {
+        out.clear();
+        for (lexeme, positions) in self.iter() {
+            if !out.is_empty() {
+                out.push(' ');
+            }
+            out.push('\'');
+            for c in lexeme.chars() {
+                if c == '\'' || c == '\\' {
+                    out.push(c);
+                }
+                out.push(c);
+            }
+            out.push('\'');
+            for (k, p) in positions.iter().enumerate() {
+                out.push(if k == 0 { ':' } else { ',' });
+                out.push_str(&p.to_string());
+            }
+        }
+    }
+
     pub fn len(&self) -> usize {
         self.lexemes.len()
     }

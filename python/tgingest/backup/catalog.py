@@ -56,6 +56,7 @@ CATALOG: tuple[TableSpec, ...] = (
     TableSpec("archived_months", SNAPSHOT),
     TableSpec("storage_snapshots", SNAPSHOT),  # pruned after 400 days
     TableSpec("query_stats", SNAPSHOT),
+    TableSpec("search_rebuild", SNAPSHOT),  # partitions whose search tokens wait (0012)
     TableSpec("users", DELTA, ("user_id",)),
     TableSpec("user_profiles", DELTA, ("user_id", "seen_at")),
     TableSpec("message_keys", DELTA, ("chat_id", "message_id")),

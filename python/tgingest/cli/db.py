@@ -23,18 +23,31 @@ def add_parser(sub: Subparsers) -> None:
         "tgingest db info",
         "tgingest db report",
         "tgingest db upgrade",
+        "tgingest db rebuild-search",
     )
     dsub = p.add_subparsers(dest="action", required=True, metavar="ACTION")
     di = dsub.add_parser("info", help="which PostgreSQL, size, partitions, row counts, alerts")
     di.add_argument("--json", action="store_true")
     dsub.add_parser("upgrade", help="apply pending schema migrations (safe to run twice)")
     report.add_parser(dsub)
+    rs = dsub.add_parser(
+        "rebuild-search",
+        help="cut stored rows' search tokens again with this version's tokenizer (stems, "
+        "no CJK unigrams; migration 0012), then rebuild each partition's search index compactly; "
+        "resumable, search stays complete while it runs",
+    )
+    rs.add_argument(
+        "--no-reindex", action="store_true", help="leave the search indexes as they are"
+    )
+    rs.add_argument("--json", action="store_true")
     p.set_defaults(handler=cmd_db)
 
 
 async def cmd_db(args: argparse.Namespace, settings: Settings) -> int:
     if args.action == "report":
         return await report.cmd_report(args, settings)
+    if args.action == "rebuild-search":
+        return await _rebuild_search(args, settings)
     if args.action == "upgrade":
         from tgingest.store import migrations
 
@@ -78,6 +91,49 @@ async def cmd_db(args: argparse.Namespace, settings: Settings) -> int:
             console.print(
                 f"[bold red]ALERT[/]: {info['default_partition_rows']:,} rows in "
                 "messages_default (no monthly partition for their dates)"
+            )
+        return 0
+
+    return await with_db(settings, run)
+
+
+async def _rebuild_search(args: argparse.Namespace, settings: Settings) -> int:
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
+
+    from tgingest.cli.common import err_console
+    from tgingest.store import search_rebuild
+
+    async def run(db: Database) -> int:
+        async with db.pool.acquire() as conn:
+            todo = await search_rebuild.pending(conn)
+            with Progress(
+                TextColumn("[bold]search tokens rebuilt"),
+                BarColumn(),
+                MofNCompleteColumn(),
+                TextColumn("{task.fields[label]}"),
+                console=err_console,
+                disable=args.json or not err_console.is_terminal,
+                transient=True,
+            ) as bar:
+                task = bar.add_task(
+                    "rebuild",
+                    total=sum(max(0, r["approx_rows"] - r["rows_done"]) for r in todo),
+                    label="",
+                )
+                done = await search_rebuild.rebuild(
+                    conn,
+                    reindex=not args.no_reindex,
+                    progress=lambda part, n: bar.update(task, advance=n, label=part),
+                )
+        if args.json:
+            print_json(vars(done))
+        elif not todo:
+            console.print("search tokens are up to date (nothing to rebuild)")
+        else:
+            console.print(
+                f"rebuilt {len(done.partitions)} partition(s): {done.rows_read:,} rows read, "
+                f"{done.rows_rewritten:,} with new tokens"
+                + ("" if args.no_reindex else "; search indexes rebuilt")
             )
         return 0
 

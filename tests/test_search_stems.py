@@ -1,0 +1,118 @@
+"""Prefix search, stemmed matching and the second token form (migration 0012), end to end on a
+real PostgreSQL: imported rows, the search statements, and `tgingest db rebuild-search` bringing
+rows of the first form up to date (resumable, search complete meanwhile)."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import pytest
+from tests.helpers import commit_raw
+
+from tgingest import RawBatch, search_vector_texts
+from tgingest.store import migrations, queries, search_rebuild
+from tgingest.store.partitions import Partitions
+
+pytestmark = pytest.mark.pg
+
+CHAT = -1001
+TEXTS = [
+    "PostgreSQL 16 released",
+    "Купили новые ноутбуки для команды",
+    "nightly backups finished",
+    "我们明天讨论数据库的分区方案",
+    "a backup of the wiki",
+    "Postgres tips and ноутбук",
+]
+
+
+def _batch(texts: list[str]) -> RawBatch:
+    base = int(dt.datetime(2024, 5, 1, tzinfo=dt.UTC).timestamp())
+    return RawBatch.from_columns(
+        chat_id=[CHAT] * len(texts),
+        message_id=list(range(1, len(texts) + 1)),
+        date=[base + 60 * i for i in range(len(texts))],
+        text=texts,
+    )
+
+
+async def _found(conn, query: str) -> set[int]:
+    return {r["message_id"] for r in await queries.search(conn, query, limit=50)}
+
+
+async def test_prefix_stems_and_one_cjk_character(settings, conn) -> None:
+    await commit_raw(settings, _batch(TEXTS))
+    assert await _found(conn, "postgres*") == {1, 6}
+    assert await _found(conn, "postgres") == {6}  # a whole word, not a prefix
+    assert await _found(conn, "ноутбук") == {2, 6}
+    assert await _found(conn, "ноутбуками") == {2, 6}
+    assert await _found(conn, "backup") == {3, 5}
+    assert await _found(conn, '"backup"') == {5}  # quoted: the exact word only
+    assert await _found(conn, "finish -wiki") == {3}
+    # One character inside a CJK run (no unigram stored there) and at its end.
+    assert await _found(conn, "论") == {4}
+    assert await _found(conn, "案") == {4}
+    assert await _found(conn, "數據庫") == {4}
+
+
+async def _first_form(conn) -> None:
+    """Rewrite every row's tokens as a tokenizer without stems or prefix-only CJK would have:
+    PostgreSQL's own 'simple' parser (words, no stems) stands in for the first form."""
+    await conn.execute("UPDATE messages SET search = to_tsvector('simple', text)")
+    await conn.execute("TRUNCATE search_rebuild")
+    await conn.execute(
+        """INSERT INTO search_rebuild (partition)
+           SELECT DISTINCT tableoid::regclass::text FROM messages"""
+    )
+
+
+async def test_rebuild_search_resumes_and_ends_with_fresh_tokens(settings, conn) -> None:
+    await commit_raw(settings, _batch(TEXTS))
+    expected = search_vector_texts(TEXTS, [None] * len(TEXTS))
+    await _first_form(conn)
+    # Old rows still match their own words (and a query word's stem spelled as a word); the
+    # stems of their words wait for the rebuild.
+    assert await _found(conn, "ноутбуки") == {2, 6}
+    assert await _found(conn, "ноутбук") == {6}
+
+    class Interrupted(Exception):
+        pass
+
+    def stop_after_first(part: str, rows: int) -> None:
+        raise Interrupted(part)
+
+    with pytest.raises(Interrupted):
+        await search_rebuild.rebuild(conn, batch=4, progress=stop_after_first)
+    # The first batch committed, with its position; search kept working meanwhile.
+    assert await conn.fetchval("SELECT rows_done FROM search_rebuild") == 4
+    assert await _found(conn, "ноутбук") == {2, 6}
+
+    report = await search_rebuild.rebuild(conn, batch=4)
+    assert report.rows_read == 2 and len(report.partitions) == 1
+    assert await conn.fetchval("SELECT count(*) FROM search_rebuild WHERE finished_at IS NULL") == 0
+    stored = await conn.fetch("SELECT search::text AS s FROM messages ORDER BY message_id")
+    got = [r["s"] for r in stored]
+    want = [await conn.fetchval("SELECT $1::tsvector::text", e) for e in expected]
+    assert got == want
+    assert await _found(conn, "ноутбук") == {2, 6}
+    # Nothing left: a second run reads nothing.
+    again = await search_rebuild.rebuild(conn)
+    assert again.rows_read == 0 and again.partitions == []
+
+
+async def test_migration_0012_lists_partitions_holding_rows(pg_dsn) -> None:
+    import asyncpg
+
+    conn = await asyncpg.connect(pg_dsn)
+    try:
+        await migrations.upgrade(conn, upto=11)
+        await Partitions().ensure(conn, [(2024, 5), (2024, 6)])
+        await conn.execute(
+            """INSERT INTO messages (chat_id, message_id, date, kind, text, content_hash)
+               VALUES (1, 1, '2024-05-02', 'message', 'x', '\\x00')"""
+        )
+        await migrations.upgrade(conn)
+        listed = await conn.fetch("SELECT partition FROM search_rebuild")
+        assert [r["partition"] for r in listed] == ["messages_y2024m05"]
+    finally:
+        await conn.close()
