@@ -105,9 +105,17 @@ async def test_each_damage_is_found_exactly_then_repaired_and_audited(
     (root / gone).unlink()
     (root / ".trash").mkdir(mode=0o700)
     (root / trashed).rename(root / ".trash" / f"1700000000-{Path(trashed).name}")
-    # A content hash that is not its text's, an aggregate off by 5.
+    # A content hash that is not its text's; a text damaged after it was stored (its hash, the
+    # ODS record and the search tokens still tell the original); an aggregate off by 5.
     await conn.execute(
         "UPDATE messages SET content_hash = '\\x00' WHERE chat_id = $1 AND message_id = 10", CHAT
+    )
+    original_11 = await conn.fetchrow(
+        "SELECT text, search::text AS search FROM messages WHERE chat_id = $1 AND message_id = 11",
+        CHAT,
+    )
+    await conn.execute(
+        "UPDATE messages SET text = 'tampered' WHERE chat_id = $1 AND message_id = 11", CHAT
     )
     broken_day = await conn.fetchval(
         "SELECT day FROM chat_daily_stats WHERE chat_id = $1 ORDER BY day LIMIT 1", CHAT
@@ -167,7 +175,7 @@ async def test_each_damage_is_found_exactly_then_repaired_and_audited(
         ("two_partitions", "error"): 1,
         ("orphan_links", "warning"): 1,
         ("daily_stats", "warning"): len(chat_days) + len(sender_days),
-        ("content_hash", "error"): 1,
+        ("content_hash", "error"): 2,
     }
     assert by[("gaps", "warning")].examples == [
         {"chat_id": CHAT, "from_id": 401, "to_id": 499, "ids": 99}
@@ -175,7 +183,9 @@ async def test_each_damage_is_found_exactly_then_repaired_and_audited(
     assert [e["message_id"] for e in by[("orphan_keys", "error")].examples] == [40, 500]
     assert by[("orphan_rows", "error")].examples[0]["message_id"] == 60
     assert by[("two_partitions", "error")].examples[0]["message_id"] == 20
-    assert by[("content_hash", "error")].examples[0]["message_id"] == 10
+    hashes = {f.summary.split()[0]: f for f in out.findings if f.check == "content_hash"}
+    assert [e["message_id"] for e in hashes["rows"].examples] == [10]
+    assert [e["message_id"] for e in hashes["texts"].examples] == [11]  # the ODS tells
     stats = {f.summary.split()[0]: f for f in out.findings if f.check == "daily_stats"}
     assert {e["day"] for e in stats["chat-days"].examples} == chat_days
     assert {(e["day"], e["sender_id"]) for e in stats["chat-day-senders"].examples} == sender_days
@@ -189,7 +199,7 @@ async def test_each_damage_is_found_exactly_then_repaired_and_audited(
     # --dry-run plans and writes nothing.
     before = await conn.fetchval("SELECT count(*) FROM audit_log")
     planned = await repairs(conn, settings, dry_run=True)
-    assert planned["content_hash"].repaired == 1 and planned["gaps"].queued == 1
+    assert planned["content_hash"].repaired == 2 and planned["gaps"].queued == 1
     assert await conn.fetchval("SELECT count(*) FROM audit_log") == before
     assert await findings(conn, settings) == summed(out.findings)
 
@@ -229,7 +239,16 @@ async def test_each_damage_is_found_exactly_then_repaired_and_audited(
     audited = {e["target"]["check"] for e in log}
     assert audited == set(done) and all(e["actor"] and e["reason"] and e["at"] for e in log)
     rehash = next(e for e in log if e["target"]["check"] == "content_hash")
-    assert rehash["detail"]["rows"] == 1 and rehash["detail"]["rehashed"][0]["message_id"] == 10
+    assert rehash["detail"]["rows"] == 2
+    assert [r["message_id"] for r in rehash["detail"]["rehashed"]] == [10]
+    assert [r["message_id"] for r in rehash["detail"]["texts_restored"]] == [11]
+    # The damaged text came back from the ODS, with its search tokens; the hash was not
+    # rewritten to bless it.
+    again_11 = await conn.fetchrow(
+        "SELECT text, search::text AS search FROM messages WHERE chat_id = $1 AND message_id = 11",
+        CHAT,
+    )
+    assert dict(again_11) == dict(original_11)
     dropped = next(e for e in log if e["target"]["check"] == "orphan_keys")
     assert [k["message_id"] for k in dropped["detail"]["keys"]] == [40, 500]  # kept here
     assert [r["message_id"] for r in dropped["detail"]["rederived"]] == [40]

@@ -4,7 +4,8 @@ same call the pipeline makes per message) and compared.
 
 The rows stream through a server-side cursor in chunks, one Rust call per chunk (GIL released),
 so memory stays flat at any size. This is the one check that reads every message's text: it is
-left out of the daemon's periodic checks.
+left out of the daemon's periodic checks. Mismatches are then looked up in the ODS to say
+which side is damaged (textfix.py): the hash, or a text changed since it was stored.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from typing import Any
 from tgingest._core import content_hashes
 from tgingest.quality.context import Context
 from tgingest.quality.findings import Finding, narrowed
+from tgingest.quality.textfix import damaged_texts
 
 CHUNK = 20_000
 Progress = Callable[[int], None]
@@ -78,30 +80,44 @@ async def mismatches(ctx: Context, progress: Progress | None = None) -> list[dic
                 progress(len(rows))
         if pending is not None:
             out += await pending
-    return out
+    return sorted(out, key=lambda b: (b["chat_id"], b["message_id"]))
+
+
+CLASSIFY_AT_MOST = 10_000  # mismatches looked up in the ODS to say which side is damaged
 
 
 async def check_content_hash(ctx: Context, progress: Progress | None = None) -> list[Finding]:
     bad = await mismatches(ctx, progress)
     if not bad:
         return []
-    chats = [b["chat_id"] for b in bad]
-    return [
-        Finding(
-            check="content_hash",
-            severity="error",
-            count=len(bad),
-            summary="rows whose content hash is not the hash of their text",
-            examples=[
-                {
-                    "chat_id": b["chat_id"],
-                    "message_id": b["message_id"],
-                    "stored": b["stored"].hex(),
-                    "computed": b["computed"].hex(),
-                }
-                for b in bad[: ctx.examples]
-            ],
-            repair=narrowed("content_hash", chats),
-            chats=sorted(set(chats)),
+    damaged = await damaged_texts(ctx.conn, bad) if len(bad) <= CLASSIFY_AT_MOST else {}
+    texts = [b for b in bad if (b["chat_id"], b["message_id"]) in damaged]
+    sums = [b for b in bad if (b["chat_id"], b["message_id"]) not in damaged]
+    out = []
+    for items, summary in (
+        (sums, "rows whose content hash is not the hash of their text"),
+        (texts, "texts changed since they were stored (their hash and ODS record agree)"),
+    ):
+        if not items:
+            continue
+        chats = [b["chat_id"] for b in items]
+        out.append(
+            Finding(
+                check="content_hash",
+                severity="error",
+                count=len(items),
+                summary=summary,
+                examples=[
+                    {
+                        "chat_id": b["chat_id"],
+                        "message_id": b["message_id"],
+                        "stored": b["stored"].hex(),
+                        "computed": b["computed"].hex(),
+                    }
+                    for b in items[: ctx.examples]
+                ],
+                repair=narrowed("content_hash", chats),
+                chats=sorted(set(chats)),
+            )
         )
-    ]
+    return out

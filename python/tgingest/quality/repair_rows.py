@@ -11,7 +11,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from tgingest.backup.partition_ops import default_months, move_default_rows
-from tgingest.quality import consistency, hashes, rederive, refetch
+from tgingest.quality import consistency, hashes, rederive, refetch, textfix
 from tgingest.quality.context import Context
 from tgingest.store import audit
 
@@ -321,15 +321,23 @@ async def orphan_links(ctx: Context, options: Options, plan: Plan) -> None:
 
 
 async def content_hash(ctx: Context, options: Options, plan: Plan) -> None:
+    """Rewrite the hash, unless the ODS shows the text is what was damaged (textfix.py): then
+    the text and what derives from it come back from the ODS record."""
     bad = await hashes.mismatches(ctx)
     if not bad:
         return
-    plan.actions.append(f"re-hash {len(bad):,} rows with the pipeline's content hash")
+    damaged = await textfix.damaged_texts(ctx.conn, bad)
+    rehash = [b for b in bad if (b["chat_id"], b["message_id"]) not in damaged]
+    plan.actions.append(
+        f"re-hash {len(rehash):,} rows with the pipeline's content hash"
+        + (f"; restore {len(damaged):,} damaged texts from the ODS" if damaged else "")
+    )
     plan.examples = _listed(bad[:5])
     if options.dry_run:
         plan.repaired = len(bad)
         return
     async with ctx.conn.transaction():
+        restored = await textfix.restore(ctx.conn, damaged) if damaged else 0
         status = await ctx.conn.execute(
             # The row at its key's date (one index lookup in one partition per row).
             """UPDATE messages m SET content_hash = t.h
@@ -338,16 +346,26 @@ async def content_hash(ctx: Context, options: Options, plan: Plan) -> None:
                JOIN message_keys k ON k.chat_id = t.c AND k.message_id = t.i
                WHERE m.chat_id = k.chat_id AND m.date = k.date AND m.message_id = k.message_id
                  AND m.content_hash = t.old""",
-            [b["chat_id"] for b in bad],
-            [b["message_id"] for b in bad],
-            [b["computed"] for b in bad],
-            [b["stored"] for b in bad],
+            [b["chat_id"] for b in rehash],
+            [b["message_id"] for b in rehash],
+            [b["computed"] for b in rehash],
+            [b["stored"] for b in rehash],
         )
-        plan.repaired = int(status.rsplit(" ", 1)[-1])
+        plan.repaired = int(status.rsplit(" ", 1)[-1]) + restored
         plan.left = len(bad) - plan.repaired  # rows without a key (orphan_rows repairs those)
         await audited(
             ctx,
             plan,
-            "content hashes disagreed with the text: recomputed by the Rust core",
-            {"rows": plan.repaired, "rehashed": _listed(bad)},
+            "content hashes disagreed with the text: recomputed by the Rust core, or the "
+            "damaged text restored from the ODS",
+            {
+                "rows": plan.repaired,
+                "rehashed": _listed(rehash),
+                "texts_restored": _listed(
+                    [
+                        {"chat_id": c, "message_id": i, "ods_batch": batch}
+                        for (c, i), (batch, _) in damaged.items()
+                    ]
+                ),
+            },
         )
