@@ -5,6 +5,8 @@ once per batch, and nothing that looks like a credential gets in."""
 from __future__ import annotations
 
 import datetime as dt
+import json
+import os
 import uuid
 from urllib.parse import urlsplit, urlunsplit
 
@@ -16,7 +18,7 @@ from tgingest.errors import InvalidInputError
 from tgingest.records import Deletion, SourceBatch
 from tgingest.store import audit, migrations
 
-from helpers import commit_sources
+from helpers import commit_sources, run_cli
 
 pytestmark = pytest.mark.pg
 
@@ -160,3 +162,20 @@ async def test_deletion_marks_are_audited_once_per_batch(settings, conn) -> None
     # The same deletions again change nothing, and write no audit row.
     await commit_sources(settings, gone)
     assert len(await audit.entries(conn, action="deletion_mark")) == 1
+
+
+async def test_command_line(settings, pg_dsn, conn) -> None:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("TGINGEST_")}
+    env.update(TGINGEST_DSN=pg_dsn, TGINGEST_DATA_DIR=str(settings.data_dir))
+    await migrations.upgrade(conn)
+    await audit.record(conn, action="repair", target={"chat_id": 5}, reason="because", batch_id=9)
+    await audit.record(conn, action="restore", target={"backups": ["b"]}, reason="drill")
+    out = json.loads(run_cli(env, "audit", "list", "--json").stdout)["entries"]
+    assert [e["action"] for e in out] == ["restore", "repair"]
+    out = json.loads(run_cli(env, "audit", "list", "--batch", "9", "--json").stdout)["entries"]
+    assert [e["target"] for e in out] == [{"chat_id": 5}]
+    assert "because" in run_cli(env, "audit", "list", "--action", "repair").stdout
+    bad = run_cli(env, "audit", "list", "--action", "Bad Name", check=False)
+    assert bad.returncode == 2 and len(bad.stderr.splitlines()) == 1
+    bad = run_cli(env, "audit", "grant-ingest", "tgingest_no_such_role_here", check=False)
+    assert bad.returncode == 1 and "no database role" in bad.stderr

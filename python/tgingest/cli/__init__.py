@@ -18,6 +18,7 @@ import traceback
 from rich.markup import escape
 
 from tgingest import __version__
+from tgingest.cli import audit as audit_cmd
 from tgingest.cli import backup, daemon, db, import_cmd, read, telegram
 from tgingest.cli import datasets as datasets_cmd
 from tgingest.cli import dedupe as dedupe_cmd
@@ -69,6 +70,7 @@ def build_parser() -> argparse.ArgumentParser:
     quality_cmd.add_parsers(sub)
     dedupe_cmd.add_parsers(sub)
     lineage_cmd.add_parsers(sub)
+    audit_cmd.add_parsers(sub)
     return parser
 
 
