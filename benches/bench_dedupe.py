@@ -16,6 +16,7 @@ import time
 import uuid
 from collections import defaultdict
 from pathlib import Path
+from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 import asyncpg
@@ -27,6 +28,7 @@ from tgingest.dedupe import clusters, planted
 from tgingest.pipeline import Pipeline
 from tgingest.samples import write_export
 from tgingest.sources.desktop import DesktopExport
+from tgingest.store import writer
 from tgingest.store.database import Database
 
 THRESHOLDS = (3, 6, 8, 10, 12)
@@ -105,7 +107,36 @@ def _dsn(server_dsn: str, database: str) -> str:
     return urlunsplit((parts.scheme, parts.netloc, f"/{database}", parts.query, ""))
 
 
-async def _import(settings: Settings, path, *, mark: bool) -> tuple[float, int]:
+class _MarkTimer:
+    """Time spent inside reposts.judge and reposts.settle (wall), by wrapping the writer's
+    references to them: the marking's share of an import, measured directly rather than only
+    as a difference of two noisy runs."""
+
+    def __init__(self) -> None:
+        self.seconds = 0.0
+        self.inner = (writer.reposts.judge, writer.reposts.settle)
+
+    def wrap(self, fn: Any) -> Any:
+        async def timed(*args: Any, **kw: Any) -> Any:
+            t0 = time.perf_counter()
+            try:
+                return await fn(*args, **kw)
+            finally:
+                self.seconds += time.perf_counter() - t0
+
+        return timed
+
+    def __enter__(self) -> _MarkTimer:
+        writer.reposts.judge, writer.reposts.settle = (self.wrap(f) for f in self.inner)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        writer.reposts.judge, writer.reposts.settle = self.inner
+
+
+async def _import(settings: Settings, path, *, mark: bool) -> tuple[float, int, float]:
+    """(seconds, new rows, seconds inside the marking step)."""
+    timer = _MarkTimer()
     async with await Database.open(settings) as db:
         if not mark:
             async with db.pool.acquire() as conn:
@@ -114,9 +145,21 @@ async def _import(settings: Settings, path, *, mark: bool) -> tuple[float, int]:
             pipeline.mark_reposts = mark
             export = DesktopExport(path)
             export.with_media = False
-            t0 = time.perf_counter()
-            summary = await pipeline.run(export)
-            return time.perf_counter() - t0, summary.counts.new
+            with timer:
+                t0 = time.perf_counter()
+                summary = await pipeline.run(export)
+                return time.perf_counter() - t0, summary.counts.new, timer.seconds
+
+
+async def _import_fresh(admin, server_dsn: str, tmp: Path, path, n: int, mark: bool):
+    """An import into a database of its own, dropped afterwards."""
+    name = f"tgingest_b_{uuid.uuid4().hex[:12]}"
+    await admin.execute(f'CREATE DATABASE "{name}"')
+    try:
+        settings = Settings(dsn=_dsn(server_dsn, name), data_dir=tmp / name, bloom_capacity=2 * n)
+        return await _import(settings, path, mark=mark)
+    finally:
+        await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
 def _diversify(path: Path, keep: float, seed: int = 5) -> None:
@@ -145,17 +188,22 @@ async def test_repost_marking_cost_on_import(
     path = write_export(tmp_path / "exp", messages_per_chat=n, with_media=False)
     if repeats == "realistic":
         _diversify(path, keep=0.05)
-    base_db = f"tgingest_b_{uuid.uuid4().hex[:12]}"
     admin = await asyncpg.connect(server_dsn)
-    await admin.execute(f'CREATE DATABASE "{base_db}"')
     try:
-        baseline = Settings(
-            dsn=_dsn(server_dsn, base_db), data_dir=tmp_path / "b", bloom_capacity=2 * n
-        )
-        ours = Settings(dsn=pg_dsn, data_dir=tmp_path / "a", bloom_capacity=2 * n)
-        base_s, base_n = await _import(baseline, path, mark=False)
-        ours_s, ours_n = await _import(ours, path, mark=True)
-        assert base_n == ours_n == n
+        # Alternating, best of each: the machine is shared, one run alone is noise.
+        base: list[float] = []
+        ours_runs: list[float] = []
+        for _ in range(2 if full else 1):
+            base_s, base_n, _ = await _import_fresh(admin, server_dsn, tmp_path, path, n, False)
+            ours_s, ours_n, _ = await _import_fresh(admin, server_dsn, tmp_path, path, n, True)
+            assert base_n == ours_n == n
+            base.append(base_s)
+            ours_runs.append(ours_s)
+        # The last run of ours stays for the measurements below.
+        settings = Settings(dsn=pg_dsn, data_dir=tmp_path / "a", bloom_capacity=2 * n)
+        last_s, _, marking_s = await _import(settings, path, mark=True)
+        ours_runs.append(last_s)
+        base_s, ours_s = min(base), min(ours_runs)
         conn = await asyncpg.connect(pg_dsn)
         try:
             marks = await conn.fetchval("SELECT count(*) FROM reposts")
@@ -186,7 +234,6 @@ async def test_repost_marking_cost_on_import(
         finally:
             await conn.close()
     finally:
-        await admin.execute(f'DROP DATABASE IF EXISTS "{base_db}" WITH (FORCE)')
         await admin.close()
     assert marks > 0  # the sample chat repeats its phrases: there are reposts to mark
     share = marks / n
@@ -196,8 +243,9 @@ async def test_repost_marking_cost_on_import(
         n / base_s,
         "msgs/s",
         ">= 0.9 (marking costs <= 10%)",
-        f"{n:,} msgs, {marks:,} reposts marked; baseline: marking off and no "
-        "(chat_id, content_hash) index",
+        f"{n:,} msgs, {marks:,} reposts marked; best of {len(ours_runs)} vs {len(base)} "
+        f"alternating runs; time inside the marking step: {marking_s / last_s:.0%} of its "
+        "import; baseline: marking off and no (chat_id, content_hash) index",
         higher_is_better=True,
         goal=0.9,
     )

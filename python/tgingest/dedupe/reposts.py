@@ -5,18 +5,19 @@ chat and one content digest, sort the messages by (date, message_id); the first 
 every later one within WINDOW of that original is a repost of it (`reposts.repost_of`), and the
 first one past the window starts a new window as an original. Messages are never dropped.
 
-`mark` runs inside the transaction that stored a batch (store/writer.py), after the rows:
-1. Per chat, take a transaction-level advisory lock, so two workers committing the same
-   content at once judge one after the other (each statement then sees what the other
-   committed).
-2. Probe: which of the batch's digests have another message within WINDOW of the batch's
-   dates. A message with none is an original and changes no other mark (a window only reaches
-   WINDOW forward), which is the common case and costs one indexed query over the one or two
-   monthly partitions the dates touch. With Redis, the shared window (dedupe/window.py)
-   answers "not seen" for live messages first and the probe only asks about the rest.
-3. For the digests that have company, recompute the whole chain of that digest (an early
-   message arriving late, an export after live, moves every window after it) and write only the
-   marks that changed.
+Both steps run inside the transaction that stores a batch (store/writer.py):
+1. `judge`, before the rows: take a transaction-level advisory lock per chat of the batch, so
+   two workers committing the same content at once judge one after the other (each statement
+   then sees what the other committed). Then probe which of the batch's digests have another
+   stored message within WINDOW of the batch's dates (or repeat within the batch). A message
+   with none is an original and changes no other mark (a window only reaches WINDOW forward),
+   which is the common case and costs one query over the one or two monthly partitions the
+   dates touch, before the batch's own rows are there to read. With Redis, the shared window
+   (dedupe/window.py) answers "not seen" for live messages first and the probe only asks about
+   the rest.
+2. `settle`, after the rows: for the digests with company, recompute the chain from the batch's
+   earliest message of that digest on (an early message arriving late, an export after live,
+   moves every window after it) and write only the marks that changed.
 Edited messages may leave their digest: their old company is recomputed too.
 """
 
@@ -46,14 +47,16 @@ _LOCK_NS = 0x7265_706F
 
 _LOCK_SQL = "SELECT pg_advisory_xact_lock($1, hashint8($2))"
 
-# Digests of the batch that have more than one message within the window around the batch.
-# The date bounds keep the planner to the partitions they cover.
+# Digests of the batch that another stored message has within the window around the batch
+# (run before the batch's rows are written, so there are fewer rows to look at; the batch's own
+# keys are left out, as a replayed row is its own company). The date bounds keep the planner to
+# the partitions they cover.
 _PROBE_SQL = """
-SELECT content_hash FROM messages
+SELECT DISTINCT content_hash FROM messages
 WHERE chat_id = $1 AND content_hash = ANY($2::bytea[])
   AND content_hash <> '\\x99aa06d3014798d86001c324468d497f'::bytea
   AND date >= $3 AND date <= $4 AND kind = 'message'
-GROUP BY content_hash HAVING count(*) > 1
+  AND message_id <> ALL($5::bigint[])
 """
 
 # The messages of the given digests dated from $3 on (all of them when $3 is NULL), oldest
@@ -144,6 +147,87 @@ def _at(ts: int) -> dt.datetime:
     return dt.datetime.fromtimestamp(ts, dt.UTC)
 
 
+@dataclass
+class Judged:
+    """What `judge` found before the rows were written, for `settle` after."""
+
+    chats: list[int]
+    by_chat: dict[int, list[Candidate]]
+    todo: dict[int, set[bytes]]  # digests with company, per chat
+    stats: Marked
+
+
+async def judge(
+    conn: asyncpg.Connection,
+    result: BatchResult,
+    chat_ids: Iterable[int],
+    *,
+    window: RepostWindow | None = None,
+) -> Judged:
+    """Before the batch's rows are written (inside its transaction): lock every chat of the
+    batch, and find which of its digests have company (another message within the window)."""
+    chats = sorted(set(chat_ids))
+    judged = Judged(chats, candidates(result), {}, Marked())
+    for chat_id in chats:  # one lock order: no deadlock
+        await conn.execute(_LOCK_SQL, _LOCK_NS, chat_id)
+    for chat_id, cands in judged.by_chat.items():
+        judged.todo[chat_id] = await _company(conn, chat_id, cands, window, judged.stats)
+    return judged
+
+
+async def _company(
+    conn: asyncpg.Connection,
+    chat_id: int,
+    cands: list[Candidate],
+    window: RepostWindow | None,
+    stats: Marked,
+) -> set[bytes]:
+    ids: dict[bytes, set[int]] = defaultdict(set)
+    for c in cands:
+        ids[c.digest].add(c.message_id)
+    todo = {d for d, m in ids.items() if len(m) > 1}  # repeated within the batch
+    ask = [c for c in cands if c.digest not in todo]
+    if window is not None and ask:
+        alone = await window.alone(conn, chat_id, cands)
+        stats.skipped += len({c.digest for c in ask if c.digest in alone})
+        ask = [c for c in ask if c.digest not in alone]
+    if ask:
+        digests = sorted({c.digest for c in ask})
+        lo = _at(min(c.ts for c in ask)) - WINDOW
+        hi = _at(max(c.ts for c in ask)) + WINDOW
+        mine = sorted({c.message_id for c in cands})
+        stats.probed += len(digests)
+        todo.update(r[0] for r in await conn.fetch(_PROBE_SQL, chat_id, digests, lo, hi, mine))
+    return todo
+
+
+async def settle(
+    conn: asyncpg.Connection,
+    judged: Judged,
+    batch_id: int | None,
+    *,
+    edited: Iterable[tuple[int, int]] = (),
+) -> Marked:
+    """After the batch's rows are written: recompute the chains `judge` found company for, and
+    those an edit may have changed. `edited`: keys (chat_id, message_id) that may have replaced
+    an older version (the writer passes the batch's keys when some row was updated)."""
+    stats = judged.stats
+    edited_ids: dict[int, list[int]] = defaultdict(list)
+    for chat_id, message_id in edited:
+        edited_ids[chat_id].append(message_id)
+    for chat_id in judged.chats:
+        await _settle_chat(
+            conn,
+            chat_id,
+            judged.by_chat.get(chat_id, []),
+            judged.todo.get(chat_id, set()),
+            edited_ids.get(chat_id, []),
+            batch_id,
+            stats,
+        )
+    return stats
+
+
 async def mark(
     conn: asyncpg.Connection,
     result: BatchResult,
@@ -152,51 +236,22 @@ async def mark(
     window: RepostWindow | None = None,
     edited: Iterable[tuple[int, int]] = (),
 ) -> Marked:
-    """Bring the repost marks up to date for the batch just written (inside its transaction).
-
-    `edited`: keys (chat_id, message_id) that may have replaced an older version, whose digest
-    may differ (the writer passes the batch's keys when some row was updated).
-    """
-    stats = Marked()
-    by_chat = candidates(result)
-    edited_ids: dict[int, list[int]] = defaultdict(list)
-    for chat_id, message_id in edited:
-        edited_ids[chat_id].append(message_id)
-    for chat_id in sorted(by_chat.keys() | edited_ids.keys()):  # one lock order: no deadlock
-        await conn.execute(_LOCK_SQL, _LOCK_NS, chat_id)
-        await _mark_chat(
-            conn,
-            chat_id,
-            by_chat.get(chat_id, []),
-            edited_ids.get(chat_id, []),
-            batch_id,
-            window,
-            stats,
-        )
-    return stats
+    """`judge` and `settle` in one call, for rows already written (the probe leaves each
+    candidate's own key out, so the result is the same)."""
+    chats = {c for c, _ in result.repost_candidates(MIN_CHARS)} | {c for c, _ in edited}
+    judged = await judge(conn, result, chats, window=window)
+    return await settle(conn, judged, batch_id, edited=edited)
 
 
-async def _mark_chat(
+async def _settle_chat(
     conn: asyncpg.Connection,
     chat_id: int,
     cands: list[Candidate],
+    todo: set[bytes],
     edited_ids: list[int],
     batch_id: int | None,
-    window: RepostWindow | None,
     stats: Marked,
 ) -> None:
-    ask = cands
-    if window is not None and cands:
-        alone = await window.alone(conn, chat_id, cands)
-        stats.skipped += len({c.digest for c in cands if c.digest in alone})
-        ask = [c for c in cands if c.digest not in alone]
-    todo: set[bytes] = set()
-    if ask:
-        digests = sorted({c.digest for c in ask})
-        lo = _at(min(c.ts for c in ask)) - WINDOW
-        hi = _at(max(c.ts for c in ask)) + WINDOW
-        stats.probed += len(digests)
-        todo.update(r[0] for r in await conn.fetch(_PROBE_SQL, chat_id, digests, lo, hi))
     involved: set[int] = set()
     whole: set[bytes] = set()
     if edited_ids:
@@ -205,13 +260,13 @@ async def _mark_chat(
         whole.update(r["content_hash"] for r in rows)
         whole.update(r[0] for r in await conn.fetch(_CURRENT_SQL, chat_id, edited_ids))
         whole.discard(EMPTY)
-    todo -= whole
+    todo = todo - whole
     if todo:
         # Only from the batch's earliest message of each digest on: what comes before keeps
         # its marks (a mark depends on earlier messages only); the window's state at that
         # point is read from the stored marks of the 7 days before it.
         first: dict[bytes, tuple[int, int]] = {}
-        for c in ask:
+        for c in cands:
             if c.digest in todo:
                 key = (c.ts, c.message_id)
                 first[c.digest] = min(first.get(c.digest, key), key)

@@ -96,7 +96,8 @@ class RepostWindow:
         self, conn: asyncpg.Connection, chat_id: int, cands: Sequence[Candidate]
     ) -> set[bytes]:
         """Claim the candidates' digests; return those proven alone (no PostgreSQL probe
-        needed). Call with the chat's advisory lock held, after the rows were written."""
+        needed). Call with the chat's advisory lock held, before or after the batch's rows
+        are written."""
         if time.monotonic() < self._down_until:
             self._missed.add(chat_id)
             return set()
@@ -114,12 +115,10 @@ class RepostWindow:
                 pipe.eval(_CLAIM, 1, key, *args)
                 info, reply = await pipe.execute()
             since, run = reply[0], reply[1]
-            if since is None or run is None or _text(run) != str(info["run_id"]):
-                await self._seed(conn, chat_id, str(info["run_id"]))
-                return set()
-            since_s = int(since)
-            if since_s < time.time() - TTL:
-                await self._seed(conn, chat_id, str(info["run_id"]))  # prune past the window
+            since_s = int(since) if since is not None else 0
+            stale = since_s < time.time() - TTL  # also prunes digests past the window
+            if run is None or _text(run) != str(info["run_id"]) or stale:
+                await self._seed(conn, chat_id, str(info["run_id"]), cands)
                 return set()
         except (RedisError, OSError) as e:
             self._failed(e, chat_id)
@@ -133,8 +132,11 @@ class RepostWindow:
                 late.add(c.digest)
         return {c.digest for c in cands} - taken - late
 
-    async def _seed(self, conn: asyncpg.Connection, chat_id: int, run_id: str) -> None:
-        """Rebuild the chat's key from PostgreSQL: every digest dated from since - 7 days."""
+    async def _seed(
+        self, conn: asyncpg.Connection, chat_id: int, run_id: str, cands: Sequence[Candidate]
+    ) -> None:
+        """Rebuild the chat's key from PostgreSQL (every digest dated from since - 7 days on),
+        then claim `cands` again: the batch being judged is not in PostgreSQL yet."""
         since = int(time.time())
         rows = await conn.fetch(
             _SEED_SQL, chat_id, dt.datetime.fromtimestamp(since, dt.UTC) - WINDOW
@@ -149,6 +151,8 @@ class RepostWindow:
                         r[0]: f"{r[1]}:{int(r[2].timestamp())}" for r in rows[i : i + _SEED_CHUNK]
                     },
                 )
+            for c in cands:
+                pipe.hsetnx(key, c.digest, f"{c.message_id}:{c.ts}")
             pipe.hset(key, mapping={"~since": since, "~run": run_id})
             pipe.expire(key, TTL)
             await pipe.execute()

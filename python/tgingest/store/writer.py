@@ -99,6 +99,11 @@ async def commit_batch(
             and not result.has_duplicate_keys
         )
         conflicts: list[QuarantineRow] = []
+        # Repost marks (tgingest.dedupe.reposts): judged against what is stored before the
+        # rows go in, settled after them.
+        judged = None
+        if mark_reposts and len(result) > 0:
+            judged = await reposts.judge(conn, result, sb.batch.chat_ids, window=reposts_window)
         if fast:
             try:
                 async with conn.transaction():
@@ -110,9 +115,9 @@ async def commit_batch(
                 conn, result, batch_id, digest, stale
             )
         counts.stale_filter = stale
-        if mark_reposts and counts.new + counts.updated > 0:
+        if judged is not None and counts.new + counts.updated > 0:
             edited = sb.batch.keys if counts.updated else ()
-            await reposts.mark(conn, result, batch_id, window=reposts_window, edited=edited)
+            await reposts.settle(conn, judged, batch_id, edited=edited)
         rejected = [
             # The message's identity in the text keeps two rows with one reason apart.
             QuarantineRow(
