@@ -7,6 +7,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import os
+import time
 from pathlib import Path
 
 import asyncpg
@@ -90,6 +91,9 @@ async def test_each_damage_is_found_exactly_then_repaired_and_audited(
     )
     # Ids 500-504 arrive live without coverage: 401-499 were never read (a gap).
     await commit_sources(settings, raw(CHAT, [500, 501, 502, 503, 504], [last + 1] * 5))
+    # One of those ids was read but refused (a date years ahead): quarantined, and part of it.
+    await commit_sources(settings, raw(CHAT, [450], [int(time.time()) + 3 * 365 * DAY]))
+    assert await conn.fetchval("SELECT count(*) FROM quarantine WHERE message_id = 450") == 1
     # A writer that believes a month's partition exists (it was archived under it): its row
     # lands in the DEFAULT partition.
     async with await Database.open(settings) as db, Pipeline(db, settings) as pipeline:
@@ -178,7 +182,7 @@ async def test_each_damage_is_found_exactly_then_repaired_and_audited(
         ("content_hash", "error"): 2,
     }
     assert by[("gaps", "warning")].examples == [
-        {"chat_id": CHAT, "from_id": 401, "to_id": 499, "ids": 99}
+        {"chat_id": CHAT, "from_id": 401, "to_id": 499, "ids": 99, "quarantined": 1}
     ]
     assert [e["message_id"] for e in by[("orphan_keys", "error")].examples] == [40, 500]
     assert by[("orphan_rows", "error")].examples[0]["message_id"] == 60

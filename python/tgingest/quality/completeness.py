@@ -80,6 +80,25 @@ def _inside(lo: int, hi: int, ranges: list[tuple[int, int]]) -> bool:
     return any(a <= lo and hi <= b for a, b in ranges)
 
 
+async def _annotated(ctx: Context, items: list[tuple[int, int, int]]) -> list[dict[str, Any]]:
+    """Gap examples, with how many of their ids sit in quarantine: those were read and refused
+    (bad input), and reading them again gives the same refusal until the input is fixed."""
+    out = []
+    for c, lo, hi in items:
+        example: dict[str, Any] = {"chat_id": c, "from_id": lo, "to_id": hi, "ids": hi - lo + 1}
+        held = await ctx.conn.fetchval(
+            """SELECT count(DISTINCT message_id) FROM quarantine
+               WHERE chat_id = $1 AND message_id BETWEEN $2 AND $3""",
+            c,
+            lo,
+            hi,
+        )
+        if held:
+            example["quarantined"] = int(held)
+        out.append(example)
+    return out
+
+
 async def check_gaps(ctx: Context) -> list[Finding]:
     found = await gaps(ctx)
     asked = await requested(ctx)
@@ -99,10 +118,7 @@ async def check_gaps(ctx: Context) -> list[Finding]:
                 severity=severity,
                 count=len(items),
                 summary=f"{summary} ({sum(hi - lo + 1 for _, lo, hi in items):,} ids)",
-                examples=[
-                    {"chat_id": c, "from_id": lo, "to_id": hi, "ids": hi - lo + 1}
-                    for c, lo, hi in items[: ctx.examples]
-                ],
+                examples=await _annotated(ctx, items[: ctx.examples]),
                 repair=narrowed("gaps", chats) if repair else None,
                 chats=sorted(set(chats)),
             )
