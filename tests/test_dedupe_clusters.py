@@ -135,8 +135,8 @@ async def test_cli_run_report_and_repost_rebuild(settings, conn, pg_dsn, tmp_pat
     text_out = " ".join(run_cli(env, "dedupe", "report", "--min-size", "3").stdout.split())
     assert "3 messages in 1 chat" in text_out and "Flash sale" in text_out
     assert "1 reposts of 1 originals" in text_out
-    other = json.loads(run_cli(env, "dedupe", "report", "--chat", "42", "--json").stdout)
-    assert other["clusters"]["top"] == [] and other["reposts"]["reposts"] == 0
+    unknown = run_cli(env, "dedupe", "report", "--chat", "42", check=False)
+    assert unknown.returncode == 1 and "no chat 42" in unknown.stderr
     # Marks lost (rows from before migration 0010, a restore): --reposts brings them back.
     await conn.execute("DELETE FROM reposts")
     await conn.execute(

@@ -30,6 +30,7 @@ from tgingest.cli.common import (
 from tgingest.config import Settings
 from tgingest.dedupe import clusters, reposts
 from tgingest.dedupe import report as dedupe_report
+from tgingest.store import queries
 from tgingest.store.database import Database
 
 
@@ -139,6 +140,7 @@ def _status(quiet: bool) -> Iterator[Callable[[str], None]]:
 async def _reposts(db: Database, args: argparse.Namespace) -> int:
     async with db.pool.acquire() as conn:
         if args.chat is not None:
+            await _known(conn, args.chat)
             chats = [args.chat]
         else:
             chats = [r[0] for r in await conn.fetch("SELECT DISTINCT chat_id FROM message_keys")]
@@ -164,8 +166,14 @@ async def _reposts(db: Database, args: argparse.Namespace) -> int:
     return 0
 
 
+async def _known(conn: Any, chat_id: int | None) -> None:
+    if chat_id is not None and not await queries.chat_exists(conn, chat_id):
+        fail(f"no chat {chat_id} in the warehouse (tgingest stats lists them)")
+
+
 async def _report(db: Database, args: argparse.Namespace) -> int:
     async with db.pool.acquire() as conn:
+        await _known(conn, args.chat)
         data = await dedupe_report.gather(
             conn, chat_id=args.chat, min_size=args.min_size, limit=args.limit
         )
@@ -189,7 +197,7 @@ def _print(data: dict[str, Any]) -> None:
             f"{last['n_rows']:,} messages)"
         )
         console.print(
-            "sizes: " + ", ".join(f"{k}: {v:,}" for k, v in c["sizes"].items() if v) or "-"
+            "sizes: " + (", ".join(f"{k}: {v:,}" for k, v in c["sizes"].items() if v) or "-")
         )
     for cl in c["top"]:
         console.print(
@@ -207,7 +215,11 @@ def _print(data: dict[str, Any]) -> None:
         f"{r['reposts']:,} reposts of {r['originals']:,} originals"
     )
     if r["top"]:
-        t = Table("chat id", "message", "reposts", "first", "last repost", "text")
+        t = Table()
+        for name, width in (("chat id", 14), ("message", 7), ("reposts", 7), ("first", 10)):
+            t.add_column(name, no_wrap=True, min_width=width)
+        t.add_column("last repost", no_wrap=True, min_width=10)
+        t.add_column("text", overflow="ellipsis", no_wrap=True, max_width=40)
         for o in r["top"]:
             t.add_row(
                 str(o["chat_id"]),
