@@ -204,6 +204,9 @@ async def test_each_damage_is_found_exactly_then_repaired_and_audited(
     before = await conn.fetchval("SELECT count(*) FROM audit_log")
     planned = await repairs(conn, settings, dry_run=True)
     assert planned["content_hash"].repaired == 2 and planned["gaps"].queued == 1
+    # The trash holds one lost file; nobody follows the chat to download the other.
+    assert planned["missing_media"].repaired == 1 and planned["missing_media"].left == 1
+    assert not (root / trashed).exists()
     assert await conn.fetchval("SELECT count(*) FROM audit_log") == before
     assert await findings(conn, settings) == summed(out.findings)
 

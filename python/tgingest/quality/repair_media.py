@@ -15,7 +15,7 @@ import re
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from tgingest.backup.mediafiles import MediaMismatch, copy_verified
+from tgingest.backup.mediafiles import MediaMismatch, checked_relative, copy_verified
 from tgingest.quality import activity, completeness, refetch
 from tgingest.quality.context import Context
 from tgingest.quality.repair_rows import _listed, audited
@@ -39,15 +39,24 @@ def _from_trash(root: Path, m: dict[str, Any]) -> Path | None:
     return None
 
 
-def _bring_back(m: dict[str, Any], root: Path, backup_root: Path | None) -> str | None:
-    """Copy the file back from the trash or the backup store; returns where it came from."""
+def _bring_back(
+    m: dict[str, Any], root: Path, backup_root: Path | None, dry_run: bool
+) -> str | None:
+    """Copy the file back from the trash or the backup store; returns where it came from
+    (with `dry_run`, where it would come from, unverified)."""
+    try:
+        checked_relative(m["path"])  # built from the hash; anything else is not followed
+    except ValueError:
+        return None
     sources: list[tuple[str, Path | None]] = [("trash", _from_trash(root, m))]
     if backup_root is not None:
         for name in (m["path"], m["path"].removesuffix(".zst"), m["path"] + ".zst"):
             sources.append(("backup", backup_root / "media" / name))
     for where, source in sources:
-        if source is None or not source.is_file():
+        if source is None or source.is_symlink() or not source.is_file():
             continue
+        if dry_run:
+            return where
         # The file keeps the name its copy has (compressed or not); the store serves either.
         name = Path(m["path"]).name.removesuffix(".zst") + (
             ".zst" if source.name.endswith(".zst") else ""
@@ -83,11 +92,7 @@ async def missing_media(ctx: Context, options: Options, plan: Plan) -> None:
     restored: list[dict[str, Any]] = []
     rest: list[dict[str, Any]] = []
     for m in missing:
-        where = (
-            None
-            if options.dry_run
-            else await asyncio.to_thread(_bring_back, m, root, options.backup_root)
-        )
+        where = await asyncio.to_thread(_bring_back, m, root, options.backup_root, options.dry_run)
         (restored if where else rest).append({**m, "from": where})
     # What no copy brought back: download again, per message that shows it.
     links = await ctx.conn.fetch(
