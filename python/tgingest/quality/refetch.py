@@ -1,9 +1,10 @@
 """Re-read requests (table `refetch_requests`, migration 0009): id ranges of a chat that
 `tgingest quality repair` asks the daemon to read from Telegram again, whatever coverage says.
 
-The daemon's reconcile of a chat it follows reads each open request after its own backfill, waits
-until what it read is committed, then settles the request (`settle`). A request is never
-settled before its pages are committed, so a crash only means the range is read twice.
+The daemon's reconcile of a chat it follows reads each open request after its own backfill,
+drains its sink, then settles the request (`settle`). In-process, drained means committed; with
+Redis, it means appended to the stream, whose entries workers commit at least once. A request
+is never settled before that, so a crash only means the range is read twice.
 """
 
 from __future__ import annotations
