@@ -184,3 +184,23 @@ async def test_ods_retention_prunes_old_batches_and_audits_it(settings, conn) ->
     assert await conn.fetchval("SELECT count(*) FROM ods_batches") == 0
     (row,) = await audit.entries(conn, action="ods_prune")
     assert row["detail"]["batches"] == 2
+
+
+async def test_concurrent_batches_keep_the_aggregates_exact(settings, conn) -> None:
+    """Three pipelines commit overlapping batches of the same chats at once (as workers do):
+    the per-sender rows and distinct counts are contended, never miscounted or deadlocked."""
+    import asyncio
+
+    async def worker(seed: int) -> None:
+        rng = random.Random(seed)
+        async with await Database.open(settings) as db, Pipeline(db, settings) as pipeline:
+            for _ in range(8):
+                chat = rng.choice([-7001, -7002])
+                copies = [(rng.randrange(1, 40), rng.randrange(0, 3), rng.random() < 0.7)]
+                copies += [(rng.randrange(1, 40), 0, True) for _ in range(rng.randrange(1, 9))]
+                await pipeline.commit_source_batch(
+                    SourceBatch(source="telethon", batch=_batch(chat, copies))
+                )
+
+    await asyncio.gather(*(worker(s) for s in (21, 22, 23)))
+    await _assert_consistent(conn)
