@@ -77,6 +77,11 @@ async def test_repairs_come_back_through_the_daemon_and_gauges_follow(
 
         await until(published, what="the quality gauges")
         assert gauge("freshness", "warning") == 0 and gauge("volume", "warning") == 0
+
+        async def none_pending() -> bool:  # a pass after every requested re-read was done
+            return daemon.metrics.registry.get_sample_value("tgingest_refetch_requests") == 0
+
+        await until(none_pending, what="the re-read gauge back to 0")
     assert (settings.media_root / path).is_file()
     after = await run_checks(Context(conn, settings.media_root))
     left = {(f.check, f.severity) for f in after.findings if f.severity != "info"}

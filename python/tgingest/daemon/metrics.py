@@ -68,6 +68,11 @@ class Metrics:
             ["check", "severity"],
             registry=r,
         )
+        self.refetch_pending = Gauge(
+            "tgingest_refetch_requests",
+            "Id ranges quality repair asked the daemon to read again, not yet read",
+            registry=r,
+        )
         self.quality_checked = Gauge(
             "tgingest_quality_checked_timestamp_seconds",
             "When the periodic quality checks last completed (Unix time)",

@@ -1,6 +1,7 @@
 """The daemon's periodic quality pass: the cheap checks (checks.CHEAP: the DEFAULT partition,
 freshness, volume; none reads the messages themselves) every few minutes, published as
-Prometheus gauges `tgingest_quality_findings{check, severity}`.
+Prometheus gauges `tgingest_quality_findings{check, severity}`, with
+`tgingest_refetch_requests` (re-reads repair asked for, still open).
 
 Every (check, severity) pair of those checks has a series, 0 when clean, so an alert rule can
 say `tgingest_quality_findings{severity="error"} > 0` and see it go back to 0 after a repair.
@@ -28,11 +29,13 @@ async def refresh(db: Any, settings: Settings, metrics: Any) -> dict[tuple[str, 
     """Run the cheap checks once and set the gauges; returns what they were set to."""
     async with db.pool.acquire() as conn:
         outcome = await run_checks(Context(conn, settings.media_root), list(CHEAP))
+        pending = await conn.fetchval("SELECT count(*) FROM refetch_requests")
     counts = {(c, s): 0 for c in CHEAP for s in SEVERITIES}
     for f in outcome.findings:
         counts[(f.check, f.severity)] += f.count
     for (check, severity), n in counts.items():
         metrics.quality_findings.labels(check, severity).set(n)
+    metrics.refetch_pending.set(pending)
     metrics.quality_checked.set(time.time())
     return counts
 
