@@ -204,3 +204,38 @@ async def test_concurrent_batches_keep_the_aggregates_exact(settings, conn) -> N
 
     await asyncio.gather(*(worker(s) for s in (21, 22, 23)))
     await _assert_consistent(conn)
+
+
+async def test_migration_backfills_the_new_aggregates_of_an_existing_warehouse(
+    settings, conn, tmp_path
+) -> None:
+    """Migration 0008 fills senders, edits, deletions and the per-sender and per-user tables
+    from the rows a warehouse already holds: replay its backfill on emptied aggregates."""
+    from tgingest.store.migrations import available
+
+    async with await Database.open(settings) as db, Pipeline(db, settings) as pipeline:
+        for step in range(6):
+            copies = [(m, step % 3, m % 2 == 0) for m in range(1, 12)]
+            await pipeline.commit_source_batch(
+                SourceBatch(
+                    source="telethon",
+                    batch=_batch(-11, copies),
+                    deletions=[Deletion(-11, (step + 1,))] if step > 2 else [],
+                )
+            )
+    right = [
+        await conn.fetch(f"SELECT * FROM {t} ORDER BY 1, 2, 3")
+        for t in ("chat_daily_stats", "chat_daily_senders", "user_daily_stats")
+    ]
+    assert any(r["edits"] for r in right[0]) and any(r["deletions"] for r in right[0])
+    sql = next(m.sql for m in available() if m.version == 8)
+    backfill = sql[sql.index("-- Existing warehouses") : sql.index("-- ---- ADS")]
+    async with conn.transaction():
+        await conn.execute("UPDATE chat_daily_stats SET senders = 0, edits = 0, deletions = 0")
+        await conn.execute("TRUNCATE chat_daily_senders, user_daily_stats")
+        await conn.execute(backfill)
+    again = [
+        await conn.fetch(f"SELECT * FROM {t} ORDER BY 1, 2, 3")
+        for t in ("chat_daily_stats", "chat_daily_senders", "user_daily_stats")
+    ]
+    assert again == right
