@@ -11,8 +11,10 @@ nature), or every chat with `--all-chats`.
 Volume: each day's count against the chat's median over its whole span (days without messages
 count as 0), scaled by the median absolute deviation (x 1.4826, a standard deviation for normal
 data) with a Poisson floor of sqrt(median): robust to the very outliers it looks for. A day is
-flagged beyond VOLUME_Z such units and VOLUME_MIN_DIFF messages away. The first and last days of
-a chat's span are partial (an export or a follow starting mid-day) and never judged.
+flagged beyond VOLUME_Z such units and VOLUME_MIN_DIFF messages away, within the chat's last
+year (VOLUME_WINDOW_DAYS: the series stays bounded however old the chat). The first and last
+days of the span are partial (an export or a follow starting mid-day) and never judged. The
+daemon's periodic pass judges only the chats it follows (`Context.followed_only`).
 """
 
 from __future__ import annotations
@@ -29,6 +31,7 @@ FRESH_MIN_ACTIVE_DAYS = 7  # fewer active days say nothing about a usual rhythm
 VOLUME_Z = 5.0
 VOLUME_MIN_DIFF = 10
 VOLUME_MIN_DAYS = 14
+VOLUME_WINDOW_DAYS = 365  # a chat's usual range is its last year, not its whole history
 
 FRESH_SQL = """
 WITH d AS (
@@ -92,9 +95,12 @@ async def check_freshness(ctx: Context) -> list[Finding]:
 
 
 VOLUME_SQL = """
-WITH span AS (
-    SELECT chat_id, min(day) AS lo, max(day) AS hi FROM chat_daily_stats
-    WHERE messages > 0 AND ($1::bigint IS NULL OR chat_id = $1) GROUP BY chat_id
+WITH span AS (  -- the chat's last VOLUME_WINDOW_DAYS at most: one bounded series per chat
+    SELECT chat_id, greatest(min(day), max(day) - $5::int) AS lo, max(day) AS hi
+    FROM chat_daily_stats
+    WHERE messages > 0 AND ($1::bigint IS NULL OR chat_id = $1)
+      AND ($6::bigint[] IS NULL OR chat_id = ANY($6::bigint[]))
+    GROUP BY chat_id
 ), series AS (
     SELECT s.chat_id, g::date AS day, coalesce(c.messages, 0) AS n,
            (g::date = s.lo OR g::date = s.hi) AS edge
@@ -120,7 +126,16 @@ ORDER BY chat_id, day
 
 
 async def volume_outliers(ctx: Context) -> list[dict[str, Any]]:
-    rows = await ctx.conn.fetch(VOLUME_SQL, ctx.chat_id, VOLUME_MIN_DAYS, VOLUME_Z, VOLUME_MIN_DIFF)
+    only = list(await ctx.followed()) if ctx.followed_only else None
+    rows = await ctx.conn.fetch(
+        VOLUME_SQL,
+        ctx.chat_id,
+        VOLUME_MIN_DAYS,
+        VOLUME_Z,
+        VOLUME_MIN_DIFF,
+        VOLUME_WINDOW_DAYS,
+        only,
+    )
     return [
         {
             "chat_id": r["chat_id"],

@@ -29,6 +29,7 @@ class Context:
     chat_id: int | None = None  # None: every chat
     examples: int = 5
     all_chats: bool = False  # freshness: every chat, not only those a daemon follows
+    followed_only: bool = False  # volume: only chats a daemon follows (the daemon's own pass)
     now: dt.datetime = field(default_factory=lambda: dt.datetime.now(dt.UTC))
     # Filled by the checks that need them once (chats a daemon follows, and their readers).
     _followed: dict[int, str | None] | None = None

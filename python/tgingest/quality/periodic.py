@@ -28,7 +28,8 @@ EVERY = 300.0  # seconds between passes
 async def refresh(db: Any, settings: Settings, metrics: Any) -> dict[tuple[str, str], int]:
     """Run the cheap checks once and set the gauges; returns what they were set to."""
     async with db.pool.acquire() as conn:
-        outcome = await run_checks(Context(conn, settings.media_root), list(CHEAP))
+        ctx = Context(conn, settings.media_root, followed_only=True)
+        outcome = await run_checks(ctx, list(CHEAP))
         pending = await conn.fetchval("SELECT count(*) FROM refetch_requests")
     counts = {(c, s): 0 for c in CHEAP for s in SEVERITIES}
     for f in outcome.findings:
