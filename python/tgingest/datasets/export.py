@@ -7,10 +7,10 @@
 
 Every row: chat_id, message_id, date, text, split, labels (a list of {label, annotator,
 confidence}), variant (the augmentation that made it, or null). Rows stream from the reader in
-batches; JSONL is written line by line and Parquet one row group per batch through pyarrow's
-ParquetWriter (zstd), so memory stays flat however large the version. Everything is written
-into a hidden folder beside the target and renamed into place at the end: an interrupted
-export leaves no half folder under the final name.
+batches of columns; JSONL is written line by line, Parquet in row groups of up to 50,000 rows
+per split through pyarrow's ParquetWriter (zstd), so memory stays flat however large the
+version. Everything is written into a hidden folder beside the target and renamed into place
+at the end: an interrupted export leaves no half folder under the final name.
 """
 
 from __future__ import annotations
@@ -27,7 +27,7 @@ from typing import Any
 
 import asyncpg
 
-from tgingest.datasets.reader import DatasetRow, ReadStats, batches
+from tgingest.datasets.reader import VARIANTS, Columns, ReadStats, column_batches
 from tgingest.datasets.split import SPLITS
 from tgingest.datasets.versions import VersionInfo
 from tgingest.errors import InvalidInputError
@@ -47,20 +47,24 @@ class SplitSheet:
     first: dt.datetime | None = None
     last: dt.datetime | None = None
 
-    def add(self, row: DatasetRow) -> None:
-        self.rows += 1
-        if row.variant is not None:
-            self.augmented += 1
-        self.chats.add(row.chat_id)
-        if row.labels:
-            self.labels.update(str(lab["label"]) for lab in row.labels)
-        else:
-            self.unlabeled += 1
-        self.scripts[script_of(row.text) or "none"] += 1
-        if self.first is None or row.date < self.first:
-            self.first = row.date
-        if self.last is None or row.date > self.last:
-            self.last = row.date
+    def add(self, cols: Columns, idx: list[int], labels: list[list[dict[str, Any]]]) -> None:
+        """Count the rows `idx` of a batch (all of this split)."""
+        if not idx:
+            return
+        self.rows += len(idx)
+        variant, chat, text = cols.variant, cols.chat_id, cols.text
+        self.augmented += sum(1 for i in idx if variant[i])
+        self.chats.update(chat[i] for i in idx)
+        for i in idx:
+            if labels[i]:
+                self.labels.update(str(lab["label"]) for lab in labels[i])
+            else:
+                self.unlabeled += 1
+        self.scripts.update(script_of(text[i]) or "none" for i in idx)
+        dates = [cols.date[i] for i in idx]
+        lo, hi = min(dates), max(dates)
+        self.first = lo if self.first is None else min(self.first, lo)
+        self.last = hi if self.last is None else max(self.last, hi)
 
     def as_json(self) -> dict[str, Any]:
         return {
@@ -94,44 +98,94 @@ def _parquet_schema() -> Any:
     )
 
 
+ROW_GROUP = 50_000  # rows per Parquet row group (per split), the most a split buffers
+
+
 class _Writers:
-    """One open file per split, opened on its first row."""
+    """One file per split, opened on its first row. Parquet rows are buffered per split up to
+    ROW_GROUP rows, so a small split still gets row groups of a useful size."""
 
     def __init__(self, folder: Path, fmt: str) -> None:
         self.folder, self.fmt = folder, fmt
         self.files: dict[str, Any] = {}
+        self.pending: dict[str, list[Any]] = {s: [] for s in SPLITS}
         self.schema = _parquet_schema() if fmt == "parquet" else None
 
-    def write(self, split: str, rows: list[DatasetRow]) -> None:
+    def write(self, cols: Columns, by_split: list[list[int]], labels: list[Any]) -> None:
         if self.fmt == "jsonl":
+            self._jsonl(cols, by_split, labels)
+            return
+        import pyarrow as pa
+
+        n = len(cols)
+        no_labels = all(x == "[]" for x in cols.labels)
+        table = pa.Table.from_arrays(
+            [
+                pa.array(cols.chat_id, pa.int64()),
+                pa.array(cols.message_id, pa.int64()),
+                pa.array(cols.date, pa.timestamp("us", tz="UTC")),
+                pa.array(cols.text, pa.string()),
+                pa.array(cols.split, pa.int8()),  # replaced by the split's name below
+                pa.array([[]] * n if no_labels else labels, self.schema.field("labels").type),
+                pa.array([VARIANTS.get(v) for v in cols.variant], pa.string()),
+            ],
+            schema=self.schema.set(4, pa.field("split", pa.int8())),
+        )
+        for number, idx in enumerate(by_split):
+            if idx:
+                part = table.take(pa.array(idx, pa.int32()))
+                name = pa.array([SPLITS[number]] * len(idx), pa.string())
+                part = part.set_column(4, self.schema.field("split"), name)
+                self.pending[SPLITS[number]].append(part)
+                if sum(t.num_rows for t in self.pending[SPLITS[number]]) >= ROW_GROUP:
+                    self._flush(SPLITS[number])
+
+    def _jsonl(self, cols: Columns, by_split: list[list[int]], labels: list[Any]) -> None:
+        for number, idx in enumerate(by_split):
+            if not idx:
+                continue
+            split = SPLITS[number]
             f = self.files.get(split)
             if f is None:
                 f = self.files[split] = (self.folder / f"{split}.jsonl").open("w", encoding="utf-8")
-            f.writelines(json.dumps(r.as_json(), ensure_ascii=False) + "\n" for r in rows)
-            return
+            f.writelines(
+                json.dumps(
+                    {
+                        "chat_id": cols.chat_id[i],
+                        "message_id": cols.message_id[i],
+                        "date": cols.date[i].isoformat(),
+                        "text": cols.text[i],
+                        "split": split,
+                        "labels": labels[i],
+                        "variant": VARIANTS.get(cols.variant[i]),
+                    },
+                    ensure_ascii=False,
+                )
+                + "\n"
+                for i in idx
+            )
+
+    def _flush(self, split: str) -> None:
         import pyarrow as pa
         import pyarrow.parquet as pq
 
+        parts, self.pending[split] = self.pending[split], []
+        if not parts:
+            return
         w = self.files.get(split)
         if w is None:
             w = self.files[split] = pq.ParquetWriter(
                 self.folder / f"{split}.parquet", self.schema, compression="zstd"
             )
-        table = pa.Table.from_pydict(
-            {
-                "chat_id": [r.chat_id for r in rows],
-                "message_id": [r.message_id for r in rows],
-                "date": [r.date for r in rows],
-                "text": [r.text for r in rows],
-                "split": [split] * len(rows),
-                "labels": [list(r.labels) for r in rows],
-                "variant": [r.variant for r in rows],
-            },
-            schema=self.schema,
-        )
-        w.write_table(table)
+        w.write_table(pa.concat_tables(parts), row_group_size=ROW_GROUP)
 
     def close(self) -> None:
+        if self.fmt == "parquet":
+            for split in SPLITS:
+                self._flush(split)
+        self.abort()
+
+    def abort(self) -> None:
         for f in self.files.values():
             f.close()
         self.files.clear()
@@ -175,13 +229,14 @@ async def export(
     stats = ReadStats()
     writers = _Writers(temp, fmt)
     try:
-        async for rows in batches(conn, info, size=batch, stats=stats):
-            by_split: dict[str, list[DatasetRow]] = {}
-            for r in rows:
-                by_split.setdefault(r.split, []).append(r)
-                sheets[r.split].add(r)
-            for split, part in by_split.items():
-                writers.write(split, part)
+        async for cols in column_batches(conn, info, size=batch, stats=stats):
+            labels = cols.parsed_labels()
+            by_split: list[list[int]] = [[], [], []]
+            for i, number in enumerate(cols.split):
+                by_split[number].append(i)
+            for number, idx in enumerate(by_split):
+                sheets[SPLITS[number]].add(cols, idx, labels)
+            writers.write(cols, by_split, labels)
             if progress is not None:
                 progress(stats.rows + stats.unavailable)
         writers.close()
@@ -193,7 +248,7 @@ async def export(
         (temp / "datasheet.md").write_text(datasheet_md(sheet))
         temp.rename(final)
     except BaseException:
-        writers.close()
+        writers.abort()
         shutil.rmtree(temp, ignore_errors=True)
         raise
     sheet["folder"] = str(final)

@@ -61,6 +61,42 @@ class ReadStats:
     unavailable_examples: list[str] = field(default_factory=list)
 
 
+@dataclass
+class Columns:
+    """A batch of rows column by column (export builds Parquet from these without a Python
+    object per row). `split` and `variant` are numbers; `labels` is each row's JSON text."""
+
+    chat_id: list[int] = field(default_factory=list)
+    message_id: list[int] = field(default_factory=list)
+    date: list[dt.datetime] = field(default_factory=list)
+    text: list[str] = field(default_factory=list)
+    split: list[int] = field(default_factory=list)
+    labels: list[str] = field(default_factory=list)
+    variant: list[int] = field(default_factory=list)
+
+    def __len__(self) -> int:
+        return len(self.chat_id)
+
+    def parsed_labels(self) -> list[list[dict[str, Any]]]:
+        empty: list[dict[str, Any]] = []
+        return [empty if x == "[]" else json.loads(x) for x in self.labels]
+
+    def rows(self) -> list[DatasetRow]:
+        return [
+            DatasetRow(c, m, d, t, SPLITS[s], tuple(lab), VARIANTS.get(v, str(v)))
+            for c, m, d, t, s, lab, v in zip(
+                self.chat_id,
+                self.message_id,
+                self.date,
+                self.text,
+                self.split,
+                self.parsed_labels(),
+                self.variant,
+                strict=True,
+            )
+        ]
+
+
 _LABELS = """(SELECT coalesce(json_agg(json_build_object('label', l.label, 'annotator',
                   l.annotator, 'confidence', l.confidence) ORDER BY l.annotator), '[]')
               FROM labels l WHERE l.set_id = $3 AND l.from_version <= $4
@@ -133,8 +169,21 @@ async def batches(
     size: int = BATCH,
     stats: ReadStats | None = None,
 ) -> AsyncIterator[list[DatasetRow]]:
-    """The version's rows in key order, `size` at a time. Runs in its own transaction on
-    `conn` (a cursor needs one), so `conn` must not be in one."""
+    """The version's rows in key order, `size` at a time (see column_batches)."""
+    async for cols in column_batches(conn, info, split=split, size=size, stats=stats):
+        yield cols.rows()
+
+
+async def column_batches(
+    conn: asyncpg.Connection,
+    info: VersionInfo,
+    *,
+    split: str | None = None,
+    size: int = BATCH,
+    stats: ReadStats | None = None,
+) -> AsyncIterator[Columns]:
+    """The version's rows in key order, `size` at a time, as columns. Runs in its own
+    transaction on `conn` (a cursor needs one), so `conn` must not be in one."""
     stats = stats if stats is not None else ReadStats()
     set_id, set_version = await label_version(conn, info)
     sql = _ROWS.format(labels=_LABELS if set_id is not None else "'[]'")
@@ -143,13 +192,13 @@ async def batches(
         args += [set_id, set_version]
     # One batch ahead: while the caller works on a batch (writing Parquet, a training step),
     # the next is read and checked, so the server and the client work at the same time.
-    ahead: asyncio.Queue[list[DatasetRow] | None] = asyncio.Queue(maxsize=1)
+    ahead: asyncio.Queue[Columns | None] = asyncio.Queue(maxsize=1)
 
     async def read() -> None:
         async with conn.transaction(isolation="repeatable_read", readonly=True):
             cursor = await conn.cursor(sql, *args)
             while records := await cursor.fetch(size):
-                await ahead.put(await _rows(conn, records, stats))
+                await ahead.put(await _columns(conn, records, stats))
         await ahead.put(None)
 
     reader = asyncio.create_task(read())
@@ -164,9 +213,7 @@ async def batches(
                 await reader
 
 
-async def _next(
-    ahead: asyncio.Queue[list[DatasetRow] | None], reader: asyncio.Task[None]
-) -> list[DatasetRow] | None:
+async def _next(ahead: asyncio.Queue[Columns | None], reader: asyncio.Task[None]) -> Columns | None:
     """The next batch, or None at the end; the reader's error if it failed instead."""
     getter = asyncio.ensure_future(ahead.get())
     done, _ = await asyncio.wait({getter, reader}, return_when=asyncio.FIRST_COMPLETED)
@@ -177,46 +224,41 @@ async def _next(
     return ahead.get_nowait() if not ahead.empty() else None
 
 
-async def _rows(
+async def _columns(
     conn: asyncpg.Connection, records: list[asyncpg.Record], stats: ReadStats
-) -> list[DatasetRow]:
+) -> Columns:
     wanted = {
         (r["chat_id"], r["message_id"]): bytes(r["want"])
         for r in records
-        if r["have"] is None or bytes(r["have"]) != bytes(r["want"])
+        if r["have"] is None or r["have"] != r["want"]
     }
     prior = await _prior_texts(conn, wanted) if wanted else {}
-    texts: list[str | None] = []
-    for r in records:
+    texts: list[str | None] = [r["text"] for r in records]
+    for i, r in enumerate(records):
         key = (r["chat_id"], r["message_id"])
-        if key not in wanted:
-            texts.append(r["text"])
-        elif key in prior and r["date"] is not None:
-            texts.append(prior[key])
-            stats.from_prior_versions += 1
-        else:
-            texts.append(None)
+        if key in wanted:
+            if key in prior and r["date"] is not None:
+                texts[i] = prior[key]
+                stats.from_prior_versions += 1
+            else:
+                texts[i] = None
     variants = [i for i, r in enumerate(records) if r["variant"] == 1 and texts[i] is not None]
     if variants:
         for i, folded in zip(variants, fold_chinese([texts[i] for i in variants]), strict=True):
             texts[i] = folded
-    out = []
+    cols = Columns()
     for r, text in zip(records, texts, strict=True):
         if text is None:
             stats.unavailable += 1
             if len(stats.unavailable_examples) < 10:
                 stats.unavailable_examples.append(f"{r['chat_id']}/{r['message_id']}")
             continue
-        out.append(
-            DatasetRow(
-                r["chat_id"],
-                r["message_id"],
-                r["date"],
-                text,
-                SPLITS[r["split"]],
-                () if r["labels"] == "[]" else tuple(json.loads(r["labels"])),
-                VARIANTS.get(r["variant"], str(r["variant"])),
-            )
-        )
-    stats.rows += len(out)
-    return out
+        cols.chat_id.append(r["chat_id"])
+        cols.message_id.append(r["message_id"])
+        cols.date.append(r["date"])
+        cols.text.append(text)
+        cols.split.append(r["split"])
+        cols.labels.append(r["labels"])
+        cols.variant.append(r["variant"])
+    stats.rows += len(cols)
+    return cols
