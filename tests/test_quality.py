@@ -264,7 +264,7 @@ async def test_each_damage_is_found_exactly_then_repaired_and_audited(
     assert await repairs(conn, settings) == {}
 
 
-async def test_freshness_and_volume_on_a_followed_chat(settings, conn) -> None:
+async def test_freshness_and_volume_on_a_followed_chat(settings, conn, tmp_path) -> None:
     now = int(dt.datetime.now(dt.UTC).timestamp())
     chat = -1001777000001
     start = now - 60 * DAY
@@ -280,6 +280,27 @@ async def test_freshness_and_volume_on_a_followed_chat(settings, conn) -> None:
     ctx = Context(conn, settings.media_root)
     # Not followed by any daemon: an old archive is not stale.
     assert not [f for f in (await run_checks(ctx, ["freshness"])).findings]
+    # A daemon config that follows it (never run yet) makes it judged too.
+    config = tmp_path / "t.toml"
+    config.write_text(
+        '[telegram]\napi_id = 1\napi_hash = "0123456789abcdef0123456789abcdef"\n'
+        f'[[accounts]]\nname = "me"\n[[chats]]\nchat = {chat}\n'
+    )
+    config.chmod(0o600)
+    env = env_of(settings)
+    by_config = run_cli(
+        env,
+        "quality",
+        "check",
+        "--check",
+        "freshness",
+        "--config",
+        str(config),
+        "--json",
+        check=False,
+    )
+    assert by_config.returncode == 3, by_config.stderr
+    assert json.loads(by_config.stdout)["findings"][0]["examples"][0]["chat_id"] == chat
     await conn.execute(
         """INSERT INTO daemon_status (process, kind, started_at, state)
            VALUES ('run:host:1', 'run', now(), $1::jsonb)""",

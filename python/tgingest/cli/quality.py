@@ -10,8 +10,10 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import os
 import re
 from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any
 
 from rich.markup import escape
@@ -31,7 +33,7 @@ from tgingest.cli.common import (
 )
 from tgingest.config import Settings
 from tgingest.quality import checks, hashes
-from tgingest.quality.context import Context
+from tgingest.quality.context import Context, configured_chats
 from tgingest.quality.findings import RANK, SEVERITIES, Finding, exit_code
 from tgingest.quality.repair import NOT_REPAIRABLE, REPAIRS, Options, run_repairs
 from tgingest.store.database import Database
@@ -59,6 +61,7 @@ def add_parsers(sub: Subparsers) -> None:
         "tgingest quality check --check gaps --check missing_media --chat -1001234567890",
         "tgingest quality check --severity warning --json | jq '.findings[].repair'",
         "tgingest quality check --all-chats --check freshness",
+        "tgingest quality check --check freshness --config tgingest.toml",
     )
     _common(c)
     c.add_argument(
@@ -78,6 +81,13 @@ def add_parsers(sub: Subparsers) -> None:
         "--all-chats",
         action="store_true",
         help="judge freshness of every chat, not only those a daemon follows",
+    )
+    c.add_argument(
+        "--config",
+        type=Path,
+        metavar="TOML",
+        help="also judge the freshness of the chats this daemon config follows (by default: "
+        "the chats a daemon reports following)",
     )
     c.set_defaults(handler=cmd_check)
     r = add_command(
@@ -159,6 +169,12 @@ async def _known_chat(conn: Any, chat_id: int | None) -> None:
 
 
 async def cmd_check(args: argparse.Namespace, settings: Settings) -> int:
+    config = None
+    if args.config is not None:  # read before any database work: a bad file is one line
+        from tgingest.daemon import config as daemon_config
+
+        config = daemon_config.load(args.config, os.environ)
+
     async def run(db: Database) -> int:
         async with db.pool.acquire() as conn:
             await _known_chat(conn, args.chat)
@@ -168,6 +184,7 @@ async def cmd_check(args: argparse.Namespace, settings: Settings) -> int:
                 chat_id=args.chat,
                 examples=args.examples,
                 all_chats=args.all_chats,
+                configured=await configured_chats(conn, config) if config else {},
             )
             with _progress(args.json) as (step, rows, (bar, task)):
                 if not args.check or "content_hash" in args.check:
