@@ -164,6 +164,9 @@ async def test_ods_keeps_each_batch_and_rederives_a_message(settings, conn, tmp_
     assert record is not None
     assert json.loads(record)["message_id"] == row["message_id"]
     assert json.loads(record)["text"] == row["text"]
+    # A re-import changes nothing and keeps no second copy.
+    await import_export(settings, path)
+    assert await conn.fetchval("SELECT count(*) FROM ods_batches") == len(batches)
 
 
 async def test_ods_retention_prunes_old_batches_and_audits_it(settings, conn) -> None:

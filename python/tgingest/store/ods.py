@@ -3,9 +3,10 @@
 Every source hands the pipeline a `RawBatch` (the source-neutral record of each message, before
 normalization; `extra` keeps every field without a column). The ODS keeps that batch as it was,
 serialized by the Rust core (`RawBatch.to_bytes`) and zstd-compressed, in `ods_batches` under
-the batch's id, in the batch's own transaction. A stored message names its last batch
-(`messages.batch_id`), prior versions theirs (`message_versions.batch_id`): record `i` of that
-batch is the message as that source delivered it. Compressing runs in `Pipeline.prepare`, on the
+the batch's id, in the batch's own transaction; a batch that changed nothing (a replay) keeps
+no copy. A stored message names its last batch (`messages.batch_id`), prior versions theirs
+(`message_versions.batch_id`): record `i` of that batch is the message as that source
+delivered it. Compressing runs in `Pipeline.prepare`, on the
 pipeline's thread, not in the transaction.
 
 Kept `Settings.ods_days` days (TGINGEST_ODS_DAYS, 0 = no ODS); `prune` drops older batches

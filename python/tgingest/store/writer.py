@@ -144,7 +144,9 @@ async def commit_batch(
         await side_tables.write_counters(conn, sb.counters, batch_id=batch_id)
         await side_tables.write_checkpoints(conn, sb.checkpoints)
         await side_tables.write_coverage(conn, sb.coverage)
-        if p.ods is not None and len(sb.batch) > 0:
+        # The ODS keeps what arrived and mattered: a pure replay (nothing new, changed or
+        # quarantined) is recorded in ingest_batches only, so re-imports do not grow it.
+        if p.ods is not None and counts.new + counts.updated + counts.quarantined > 0:
             await ods.write(conn, batch_id, sb, *p.ods)
         await conn.execute(
             """INSERT INTO ingest_batches (batch_id, source, source_file, chat_id, status,
