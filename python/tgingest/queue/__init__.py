@@ -2,7 +2,9 @@
 (commit them to PostgreSQL, then acknowledge).
 
 `wire` turns a `SourceBatch` into stream entry fields and back; it needs nothing but the core.
-`redis_streams.RedisStreams` is the Redis Streams queue itself. It is imported on first use
+`redis_streams.RedisStreams` is the Redis Streams queue itself, on a `redis_link.RedisLink`
+(the connection that waits out outages), with `dead_letters` for what no retry could commit.
+It is imported on first use
 (`from tgingest.queue import RedisStreams`) because redis-py is an optional dependency
 (`pip install tgingest[redis]`): a process without Redis configured never needs it.
 """

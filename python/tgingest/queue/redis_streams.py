@@ -31,44 +31,29 @@ The URL may hold a password: only host:port is ever logged or shown.
 from __future__ import annotations
 
 import asyncio
-import datetime as dt
-import logging
-import random
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping
+from collections.abc import AsyncIterator, Awaitable, Iterable, Mapping
 from dataclasses import dataclass
-from typing import Any, TypeVar
-from urllib.parse import parse_qsl, unquote, urlencode, urlsplit, urlunsplit
+from typing import Any
 
-import redis.asyncio as aioredis
 from redis import exceptions as rx
-from redis.asyncio.cluster import RedisCluster
-from redis.asyncio.retry import Retry
-from redis.backoff import NoBackoff
 
-from tgingest.errors import InvalidInputError, TgIngestError
+from tgingest.errors import InvalidInputError
 from tgingest.records import SourceBatch
 
+from . import dead_letters
+from .dead_letters import DEAD_PREFIX, DeadLetter
+from .redis_link import QueueError, QueueTimeoutError, RedisLink, log
+from .redis_link import one_line as _one_line
+from .redis_link import pipeline as _pipeline
+from .redis_link import text as _text
 from .wire import decode, encode
 
-log = logging.getLogger("tgingest.queue")
+__all__ = ["DeadLetter", "Delivery", "QueueError", "QueueTimeoutError", "RedisStreams"]
 
-T = TypeVar("T")
-
-DEAD_PREFIX = b"dead:"  # dead-letter annotations; every other field is the original entry's
-_FIRST_BACKOFF = 0.05
 _BACKPRESSURE_POLL_MIN = 0.02
 _BACKPRESSURE_POLL_MAX = 0.25
 _CLUSTER_POLL_MAX = 0.1
-_TRUTHY = {"1", "true", "yes", "on"}
-
-
-class QueueError(TgIngestError):
-    """The Redis queue cannot do what was asked."""
-
-
-class QueueTimeoutError(QueueError, TimeoutError):
-    """A call gave up at its deadline: Redis stayed unreachable, or the stream stayed full."""
 
 
 @dataclass(frozen=True)
@@ -86,26 +71,11 @@ class Delivery:
         return self.batch is not None
 
 
-@dataclass(frozen=True)
-class DeadLetter:
-    """An entry moved to the dead-letter stream, with what is known about it."""
-
-    id: str  # in the dead-letter stream; what `retry_dead_letters` takes
-    stream: str  # where it came from
-    entry_id: str  # its id there
-    error: str
-    at: dt.datetime | None
-    deliveries: int | None
-    source: str | None = None
-    chat_id: int | None = None
-    messages: int | None = None
-
-
-class RedisStreams:
+class RedisStreams(RedisLink):
     """Producer and consumer side of the queue (async; one instance per process).
 
-    `url` is a redis:// or rediss:// URL. `cluster=None` asks the server whether it is a Redis
-    Cluster node (`?cluster=1` in the URL or `cluster=True` forces it).
+    `url` is a redis://, rediss:// or unix:// URL. `cluster=None` asks the server whether it is
+    a Redis Cluster node (`?cluster=1` in the URL or `cluster=True` forces it).
     """
 
     def __init__(
@@ -128,41 +98,23 @@ class RedisStreams:
             raise InvalidInputError(f"queue buckets must be 1..100000, not {buckets}")
         if max_backlog < 1 or max_deliveries < 1:
             raise InvalidInputError("max_backlog and max_deliveries must be at least 1")
-        if backoff_cap <= 0 or socket_timeout <= 1:
-            raise InvalidInputError("backoff_cap must be > 0 and socket_timeout > 1 second")
-        self._url, url_cluster, self._where, self._password = _parse_url(url)
-        self._cluster_wanted = cluster if cluster is not None else url_cluster
+        super().__init__(
+            url, cluster=cluster, backoff_cap=backoff_cap, socket_timeout=socket_timeout
+        )
         self.prefix = prefix
         self.buckets = buckets
         self.group = group
         self.max_backlog = max_backlog
         self.max_deliveries = max_deliveries
-        self.backoff_cap = backoff_cap
-        self.socket_timeout = socket_timeout
         width = max(2, len(str(buckets - 1)))
         self.streams = [f"{prefix}:{{b{b:0{width}d}}}:batches" for b in range(buckets)]
         self.dead_letter_stream = f"{prefix}:{{dlq}}:dead"
-        self._client: Any = None
-        self._is_cluster = False
-        self._connect_lock = asyncio.Lock()
-        self._closed = False
-        self._outage_since: float | None = None
         self._full_since: dict[str, float] = {}
         self._read_rotation = 0
         self._claim_cursors: dict[str, str] = {}
 
     def __repr__(self) -> str:
         return f"RedisStreams({self._where}, prefix={self.prefix!r}, buckets={self.buckets})"
-
-    @property
-    def where(self) -> str:
-        """host:port of the server (never the password)."""
-        return self._where
-
-    @property
-    def is_cluster(self) -> bool:
-        """Whether the connection is to a Redis Cluster (known after the first call)."""
-        return self._is_cluster
 
     def stream_for(self, chat_id: int | None) -> str:
         """The stream a chat's batches go to (batches without one chat go to bucket 0)."""
@@ -319,7 +271,9 @@ class RedisStreams:
         The delivery itself is not acknowledged: the caller commits the rest, then acks."""
         fields: dict[Any, bytes] = dict(await asyncio.to_thread(encode, sb))
         fields.update(
-            _dead_annotations(delivery.stream, delivery.entry_id, error, delivery.deliveries, sb)
+            dead_letters.annotate(
+                delivery.stream, delivery.entry_id, error, delivery.deliveries, sb
+            )
         )
         dead_id = await self._run(lambda c: c.xadd(self.dead_letter_stream, fields))
         log.warning(
@@ -447,10 +401,10 @@ class RedisStreams:
         original: dict[bytes, bytes] = dict(found[0][1]) if found and found[0][1] else {}
         batch = delivery.batch if delivery is not None else None
         if batch is None and original:
-            batch = await asyncio.to_thread(_try_decode, original)
+            batch = await asyncio.to_thread(dead_letters.try_decode, original)
         times = delivery.deliveries if delivery is not None else deliveries
         dead = {k: v for k, v in original.items() if not k.startswith(DEAD_PREFIX)}
-        dead.update(_dead_annotations(stream, entry_id, error, times, batch))
+        dead.update(dead_letters.annotate(stream, entry_id, error, times, batch))
         if not original:
             dead[b"dead:missing"] = b"1"  # the entry itself was gone (lost in a restart)
         # Two keys in two slots: add to the dead letters first, then acknowledge. A crash in
@@ -574,7 +528,7 @@ class RedisStreams:
     async def dead_letters(self, limit: int = 100) -> list[DeadLetter]:
         """The most recent dead letters, newest first."""
         entries = await self._run(lambda c: c.xrevrange(self.dead_letter_stream, count=limit))
-        return [_dead_letter_record(_text(i), f) for i, f in entries]
+        return [dead_letters.record(_text(i), f) for i, f in entries]
 
     async def retry_dead_letters(self, ids: Iterable[str] | None = None) -> int:
         """Put dead letters (all, or those `ids`) back on their stream as new entries and
@@ -636,97 +590,6 @@ class RedisStreams:
         await self._run(create_groups, deadline=deadline)
         return self
 
-    async def aclose(self) -> None:
-        """Close the connections; safe to call twice, and completes even if cancelled."""
-        self._closed = True
-        client, self._client = self._client, None
-        if client is not None:
-            await asyncio.shield(_close_quietly(client))
-
-    # ---- connection and retries ----------------------------------------------------------
-
-    async def _connect(self) -> Any:
-        if self._client is not None:
-            return self._client
-        async with self._connect_lock:
-            if self._client is None:
-                client, is_cluster = await self._new_client()
-                if self._closed:  # aclose() ran while we connected: do not leak the client
-                    await _close_quietly(client)
-                    raise QueueError("the Redis queue is closed")
-                self._client, self._is_cluster = client, is_cluster
-            return self._client
-
-    async def _new_client(self) -> tuple[Any, bool]:
-        common: dict[str, Any] = {
-            "protocol": 2,  # reply shapes every supported redis-py version parses alike
-            "decode_responses": False,
-            "socket_timeout": self.socket_timeout,
-            "socket_connect_timeout": min(5.0, self.socket_timeout),
-        }
-        cluster = self._cluster_wanted
-        if cluster is not True:
-            # One connection retry hides a pooled connection the server closed; longer outages
-            # are ours to wait out (with one log line, not one per call).
-            plain = aioredis.Redis.from_url(self._url, retry=Retry(NoBackoff(), 1), **common)
-            try:
-                if cluster is None:
-                    cluster = await _is_cluster_node(plain)
-            except BaseException:
-                await _close_quietly(plain)
-                raise
-            if not cluster:
-                return plain, False
-            await _close_quietly(plain)
-        client = RedisCluster.from_url(self._url, **common)
-        try:
-            await client.initialize()
-        except BaseException:
-            await _close_quietly(client)
-            raise
-        return client, True
-
-    async def _run(self, op: Callable[[Any], Awaitable[T]], *, deadline: float | None = None) -> T:
-        """`op(client)`, retried through outages with capped exponential backoff."""
-        delay = _FIRST_BACKOFF
-        while True:
-            if self._closed:
-                raise QueueError("the Redis queue is closed")
-            try:
-                result = await op(await self._connect())
-            except Exception as e:
-                if not _is_transient(e):
-                    raise
-                self._note_outage(e)
-                if deadline is not None and time.monotonic() + delay > deadline:
-                    raise QueueTimeoutError(
-                        f"Redis at {self._where} still unavailable ({type(e).__name__}) at the "
-                        "deadline; the call did not complete"
-                    ) from None
-                # Jitter keeps a fleet of workers from reconnecting in lockstep.
-                await asyncio.sleep(delay * random.uniform(0.8, 1.2))
-                delay = min(delay * 2, self.backoff_cap)
-                continue
-            if self._outage_since is not None:
-                log.warning(
-                    "Redis at %s available again after %.1f s",
-                    self._where,
-                    time.monotonic() - self._outage_since,
-                )
-                self._outage_since = None
-            return result
-
-    def _note_outage(self, e: BaseException) -> None:
-        if self._outage_since is None:
-            self._outage_since = time.monotonic()
-            log.warning(
-                "Redis at %s unavailable (%s: %s); retrying with backoff up to %.1f s",
-                self._where,
-                type(e).__name__,
-                self._scrub(_one_line(str(e))),
-                self.backoff_cap,
-            )
-
     async def _ensure_group(self, client: Any, stream: str) -> None:
         try:
             # From id 0: entries appended before any worker existed are delivered too.
@@ -734,9 +597,6 @@ class RedisStreams:
         except rx.ResponseError as e:
             if not str(e).startswith("BUSYGROUP"):  # another worker created it first
                 raise
-
-    def _scrub(self, text: str) -> str:
-        return text.replace(self._password, "***") if self._password else text
 
 
 @dataclass(frozen=True)
@@ -764,146 +624,6 @@ def _deliveries(entries: list[tuple[str, str, dict[bytes, bytes], int]]) -> list
     return out
 
 
-def _try_decode(fields: Mapping[bytes, bytes]) -> SourceBatch | None:
-    try:
-        return decode(fields)
-    except Exception:  # only for the dead letter's summary; the error is recorded already
-        return None
-
-
-def _dead_annotations(
-    stream: str, entry_id: str, error: str, deliveries: int | None, batch: SourceBatch | None
-) -> dict[bytes, bytes]:
-    """The fields a dead letter carries beside the original entry's."""
-    dead = {
-        b"dead:stream": stream.encode(),
-        b"dead:id": entry_id.encode(),
-        b"dead:error": _one_line(error).encode("utf-8", "replace"),
-        b"dead:at": dt.datetime.now(dt.UTC).isoformat().encode(),
-    }
-    if deliveries is not None:
-        dead[b"dead:deliveries"] = str(deliveries).encode()
-    if batch is not None:  # a summary, so listing dead letters needs no decoding
-        dead[b"dead:source"] = batch.source.encode("utf-8", "replace")
-        dead[b"dead:messages"] = str(len(batch.batch)).encode()
-        if batch.chat_id is not None:
-            dead[b"dead:chat_id"] = str(batch.chat_id).encode()
-    return dead
-
-
-def _dead_letter_record(dead_id: str, fields: Mapping[bytes, bytes]) -> DeadLetter:
-    def text(name: bytes) -> str | None:
-        v = fields.get(DEAD_PREFIX + name)
-        return None if v is None else v.decode("utf-8", "replace")
-
-    def number(name: bytes) -> int | None:
-        v = text(name)
-        try:
-            return None if v is None else int(v)
-        except ValueError:
-            return None
-
-    at = text(b"at")
-    try:
-        when = None if at is None else dt.datetime.fromisoformat(at)
-    except ValueError:
-        when = None
-    return DeadLetter(
-        id=dead_id,
-        stream=text(b"stream") or "",
-        entry_id=text(b"id") or "",
-        error=text(b"error") or "",
-        at=when,
-        deliveries=number(b"deliveries"),
-        source=text(b"source"),
-        chat_id=number(b"chat_id"),
-        messages=number(b"messages"),
-    )
-
-
-async def _is_cluster_node(client: Any) -> bool:
-    try:
-        info = await client.info("cluster")
-    except rx.ResponseError:  # INFO refused (ACL, proxies): treat as a single server
-        return False
-    return bool(int(info.get("cluster_enabled", 0) or 0))
-
-
-async def _close_quietly(client: Any) -> None:
-    try:
-        await client.aclose()
-    except Exception as e:  # closing a dead connection must not hide the caller's error
-        log.debug("closing the Redis client failed: %s", type(e).__name__)
-
-
-def _is_transient(e: BaseException) -> bool:
-    """Redis unreachable, restarting, loading, failing over or out of memory: wait it out.
-    Wrong credentials or permissions are not (they subclass ConnectionError in redis-py)."""
-    if isinstance(e, rx.AuthenticationError | rx.AuthorizationError | rx.NoPermissionError):
-        return False
-    if isinstance(e, QueueError):
-        return False
-    if isinstance(
-        e,
-        rx.ConnectionError  # includes BusyLoadingError (LOADING) and MaxConnectionsError
-        | rx.TimeoutError
-        | rx.ClusterDownError  # includes MasterDownError
-        | rx.TryAgainError
-        | rx.SlotNotCoveredError
-        | rx.ReadOnlyError  # a primary turned replica during a failover
-        | rx.OutOfMemoryError  # maxmemory: wait for workers to drain and trim
-        | ConnectionError
-        | TimeoutError,
-    ):
-        return True
-    # The cluster client wraps "no node reachable" around the connection error.
-    if isinstance(e, rx.RedisClusterException) and e.__cause__ is not None:
-        return _is_transient(e.__cause__)
-    return False
-
-
-def _is_nogroup(e: rx.ResponseError) -> bool:
-    # Redis error replies start with their code; redis-py has no class for this one.
-    return str(e).startswith("NOGROUP")
-
-
-def _pipeline(client: Any) -> Any:
-    # Used only for commands on one key, so a cluster pipeline never spans slots either.
-    if isinstance(client, RedisCluster):
-        return client.pipeline()
-    return client.pipeline(transaction=False)
-
-
-def _parse_url(url: str) -> tuple[str, bool | None, str, str | None]:
-    """(URL for redis-py, cluster or not if the URL says, host:port to show, password)."""
-    parts = urlsplit(url)
-    if parts.scheme not in ("redis", "rediss", "unix"):
-        raise InvalidInputError(f"not a Redis URL (scheme {parts.scheme!r})")
-    query = parse_qsl(parts.query, keep_blank_values=True)
-    asked = [v.lower() in _TRUTHY for k, v in query if k == "cluster"]
-    cluster = asked[-1] if asked else None  # None: ask the server
-    rest = urlencode([(k, v) for k, v in query if k != "cluster"])
-    clean = urlunsplit((parts.scheme, parts.netloc, parts.path, rest, parts.fragment))
-    if parts.scheme == "unix":
-        where = parts.path
-    else:
-        try:
-            port = parts.port or 6379
-        except ValueError:
-            raise InvalidInputError("Redis URL has an invalid port") from None
-        where = f"{parts.hostname or 'localhost'}:{port}"
-    password = unquote(parts.password) if parts.password else None
-    return clean, cluster, where, password
-
-
-def _text(value: bytes | str) -> str:
-    return value.decode() if isinstance(value, bytes) else value
-
-
-def _one_line(text: str) -> str:
-    return " ".join(text.split())
-
-
 def _parse_id(entry_id: bytes | str) -> tuple[int, int]:
     ms, _, seq = _text(entry_id).partition("-")
     return int(ms), int(seq or 0)
@@ -912,3 +632,8 @@ def _parse_id(entry_id: bytes | str) -> tuple[int, int]:
 def _next_id(entry_id: tuple[int, int]) -> tuple[int, int]:
     ms, seq = entry_id
     return (ms + 1, 0) if seq == 2**64 - 1 else (ms, seq + 1)
+
+
+def _is_nogroup(e: rx.ResponseError) -> bool:
+    # Redis error replies start with their code; redis-py has no class for this one.
+    return str(e).startswith("NOGROUP")
