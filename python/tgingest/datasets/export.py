@@ -98,6 +98,7 @@ def _parquet_schema() -> Any:
     )
 
 
+_VARIANT_NAMES: Any = None  # pyarrow array of VARIANTS' names by number (set on first use)
 ROW_GROUP = 50_000  # rows per Parquet row group (per split), the most a split buffers
 
 
@@ -117,6 +118,9 @@ class _Writers:
             return
         import pyarrow as pa
 
+        global _VARIANT_NAMES
+        if _VARIANT_NAMES is None:
+            _VARIANT_NAMES = pa.array([VARIANTS[i] for i in sorted(VARIANTS)], pa.string())
         n = len(cols)
         no_labels = all(x == "[]" for x in cols.labels)
         table = pa.Table.from_arrays(
@@ -127,7 +131,7 @@ class _Writers:
                 pa.array(cols.text, pa.string()),
                 pa.array(cols.split, pa.int8()),  # replaced by the split's name below
                 pa.array([[]] * n if no_labels else labels, self.schema.field("labels").type),
-                pa.array([VARIANTS.get(v) for v in cols.variant], pa.string()),
+                _VARIANT_NAMES.take(pa.array(cols.variant, pa.int8())),
             ],
             schema=self.schema.set(4, pa.field("split", pa.int8())),
         )

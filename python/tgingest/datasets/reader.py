@@ -227,38 +227,36 @@ async def _next(ahead: asyncio.Queue[Columns | None], reader: asyncio.Task[None]
 async def _columns(
     conn: asyncpg.Connection, records: list[asyncpg.Record], stats: ReadStats
 ) -> Columns:
-    wanted = {
-        (r["chat_id"], r["message_id"]): bytes(r["want"])
-        for r in records
-        if r["have"] is None or r["have"] != r["want"]
-    }
-    prior = await _prior_texts(conn, wanted) if wanted else {}
-    texts: list[str | None] = [r["text"] for r in records]
-    for i, r in enumerate(records):
-        key = (r["chat_id"], r["message_id"])
-        if key in wanted:
-            if key in prior and r["date"] is not None:
+    # Transposed in C; the per-row Python work is only for rows that need it (edited since
+    # the version, gone, or augmented).
+    chat, msg, split, variant, want, date, text, have, labels = (
+        list(column) for column in zip(*records, strict=True)
+    )
+    texts: list[str | None] = text
+    stale = [i for i, (h, w) in enumerate(zip(have, want, strict=True)) if h != w]
+    if stale:
+        wanted = {(chat[i], msg[i]): bytes(want[i]) for i in stale}
+        prior = await _prior_texts(conn, wanted)
+        for i in stale:
+            key = (chat[i], msg[i])
+            if key in prior and date[i] is not None:
                 texts[i] = prior[key]
                 stats.from_prior_versions += 1
             else:
                 texts[i] = None
-    variants = [i for i, r in enumerate(records) if r["variant"] == 1 and texts[i] is not None]
-    if variants:
-        for i, folded in zip(variants, fold_chinese([texts[i] for i in variants]), strict=True):
+    augmented = [i for i, v in enumerate(variant) if v == 1 and texts[i] is not None]
+    if augmented:
+        for i, folded in zip(augmented, fold_chinese([texts[i] for i in augmented]), strict=True):
             texts[i] = folded
-    cols = Columns()
-    for r, text in zip(records, texts, strict=True):
-        if text is None:
-            stats.unavailable += 1
-            if len(stats.unavailable_examples) < 10:
-                stats.unavailable_examples.append(f"{r['chat_id']}/{r['message_id']}")
-            continue
-        cols.chat_id.append(r["chat_id"])
-        cols.message_id.append(r["message_id"])
-        cols.date.append(r["date"])
-        cols.text.append(text)
-        cols.split.append(r["split"])
-        cols.labels.append(r["labels"])
-        cols.variant.append(r["variant"])
+    cols = Columns(chat, msg, date, texts, split, labels, variant)  # type: ignore[arg-type]
+    gone = [i for i in stale if texts[i] is None]
+    if gone:
+        stats.unavailable += len(gone)
+        for i in gone[: 10 - len(stats.unavailable_examples)]:
+            stats.unavailable_examples.append(f"{chat[i]}/{msg[i]}")
+        keep = sorted(set(range(len(chat))) - set(gone))
+        cols = Columns(*([column[i] for i in keep] for column in (
+            chat, msg, date, texts, split, labels, variant
+        )))  # fmt: skip
     stats.rows += len(cols)
     return cols
