@@ -20,6 +20,14 @@ pub const MAX_THRESHOLD: u32 = 16;
 /// costs its size squared (a 300k-message sample took 49 s instead of 2). Exact below it.
 pub const BUCKET_WINDOW: usize = 512;
 
+/// A bucket past [`BUCKET_WINDOW`] gets a window that keeps its work near 4M comparisons (at
+/// least 32 neighbours each): a mass of 200k copies of one template costs 6M, not 100M.
+fn bucket_window(len: usize) -> usize {
+    (BUCKET_WORK / len.max(1)).clamp(32, BUCKET_WINDOW)
+}
+
+const BUCKET_WORK: usize = 1 << 22;
+
 /// What one clustering did, for the report and the benchmarks.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
 pub struct Stats {
@@ -163,11 +171,12 @@ pub fn cluster_labels(hashes: &[u64], threshold: u32) -> (Vec<u32>, Stats) {
             );
             keyed.sort_unstable();
             for run in keyed.chunk_by(|a, b| a.0 == b.0) {
-                if run.len() > BUCKET_WINDOW + 1 {
+                let window = bucket_window(run.len());
+                if run.len() > window + 1 {
                     stats.capped += 1;
                 }
                 for (x, &(_, a)) in run.iter().enumerate() {
-                    for &(_, b) in run[x + 1..].iter().take(BUCKET_WINDOW) {
+                    for &(_, b) in run[x + 1..].iter().take(window) {
                         stats.compared += 1;
                         if (values[a as usize] ^ values[b as usize]).count_ones() <= k {
                             stats.matched += 1;

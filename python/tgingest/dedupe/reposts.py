@@ -48,15 +48,15 @@ _LOCK_NS = 0x7265_706F
 _LOCK_SQL = "SELECT pg_advisory_xact_lock($1, hashint8($2))"
 
 # Digests of the batch that another stored message has within the window around the batch
-# (run before the batch's rows are written, so there are fewer rows to look at; the batch's own
-# keys are left out, as a replayed row is its own company). The date bounds keep the planner to
-# the partitions they cover.
+# (run before the batch's rows are written, so there are fewer rows to look at; the caller
+# leaves out a replayed row's own key: it is not company. Not in SQL: `<> ALL($n)` of a
+# parameter array is a linear scan per row). The date bounds keep the planner to the
+# partitions they cover.
 _PROBE_SQL = """
-SELECT DISTINCT content_hash FROM messages
+SELECT content_hash, message_id FROM messages
 WHERE chat_id = $1 AND content_hash = ANY($2::bytea[])
   AND content_hash <> '\\x99aa06d3014798d86001c324468d497f'::bytea
   AND date >= $3 AND date <= $4 AND kind = 'message'
-  AND message_id <> ALL($5::bigint[])
 """
 
 # The messages of the given digests dated from $3 on (all of them when $3 is NULL), oldest
@@ -195,9 +195,11 @@ async def _company(
         digests = sorted({c.digest for c in ask})
         lo = _at(min(c.ts for c in ask)) - WINDOW
         hi = _at(max(c.ts for c in ask)) + WINDOW
-        mine = sorted({c.message_id for c in cands})
         stats.probed += len(digests)
-        todo.update(r[0] for r in await conn.fetch(_PROBE_SQL, chat_id, digests, lo, hi, mine))
+        for digest, message_id in await conn.fetch(_PROBE_SQL, chat_id, digests, lo, hi):
+            # A replayed row is stored already: it is its own company, not another message.
+            if message_id not in ids[digest]:
+                todo.add(digest)
     return todo
 
 
