@@ -5,7 +5,7 @@ hash split in SQL), all on the same database in the same run.
 
 Each export runs as a process of its own, reading its VmHWM for peak RSS. At full size
 (`make bench`) the warehouse holds 1M messages (TGINGEST_BENCH_DATASET_MESSAGES changes it);
-`make test` runs the same code on 20k as a plain test that checks its results.
+`make test` runs the same code on 5k as a plain test that checks its results.
 """
 
 from __future__ import annotations
@@ -72,7 +72,7 @@ def _run(code: str, *args: str, env: dict[str, str]) -> tuple[float, int, str]:
 
 
 async def test_parquet_export_against_pandas(pg_dsn, tmp_path, full, record) -> None:
-    n = int(os.environ.get("TGINGEST_BENCH_DATASET_MESSAGES", 1_000_000)) if full else 20_000
+    n = int(os.environ.get("TGINGEST_BENCH_DATASET_MESSAGES", 1_000_000)) if full else 5_000
     path = write_export(tmp_path / "exp", messages_per_chat=n, with_media=False)
     settings = Settings(dsn=pg_dsn, data_dir=tmp_path / "data", bloom_capacity=2 * n)
     async with await Database.open(settings) as db:
