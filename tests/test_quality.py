@@ -4,6 +4,7 @@ its audit row. Real PostgreSQL, real files, the real CLI for exit codes and JSON
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 import json
 import os
@@ -371,3 +372,59 @@ async def test_repair_of_one_chat_leaves_the_others_and_moves_a_key_to_its_only_
     # An unknown chat is a one-line error, not a clean report.
     bad = run_cli(env, "quality", "check", "--chat", "42", check=False)
     assert bad.returncode == 1 and "no chat 42" in bad.stderr
+
+
+async def test_a_recomputation_never_loses_a_batch_committing_beside_it(settings, conn) -> None:
+    chat = -1001777000002
+    t0 = 1_700_000_000
+    await commit_sources(settings, raw(chat, list(range(1, 41)), [t0 + 60 * i for i in range(40)]))
+    day = dt.datetime.fromtimestamp(t0, dt.UTC).date()
+    await conn.execute(
+        "UPDATE chat_daily_stats SET messages = 99 WHERE chat_id = $1 AND day = $2", chat, day
+    )
+    # A batch in flight: its row is written and its day's count raised, not yet committed.
+    batch = await asyncpg.connect(settings.dsn)
+    repairer = await asyncpg.connect(settings.dsn)
+    try:
+        tx = batch.transaction()
+        await tx.start()
+        await batch.execute(
+            """INSERT INTO message_keys (chat_id, message_id, date, present)
+               VALUES ($1, 41, to_timestamp($2), -1)""",
+            chat,
+            t0 + 3000,
+        )
+        await batch.execute(
+            """INSERT INTO messages (chat_id, message_id, date, kind, text, content_hash)
+               SELECT $1, 41, to_timestamp($2), 'message', 'late', content_hash
+               FROM messages WHERE chat_id = $1 AND message_id = 1""",
+            chat,
+            t0 + 3000,
+        )
+        await batch.execute(
+            """UPDATE chat_daily_stats SET messages = messages + 1
+               WHERE chat_id = $1 AND day = $2""",
+            chat,
+            day,
+        )
+        ctx = Context(repairer, settings.media_root)
+        task = asyncio.create_task(run_repairs(ctx, ["daily_stats"], Options()))
+
+        async def waiting() -> bool:
+            state = await conn.fetchval(
+                "SELECT wait_event_type FROM pg_stat_activity WHERE pid = $1",
+                repairer.get_server_pid(),
+            )
+            return state == "Lock" or task.done()
+
+        while not await waiting():  # noqa: ASYNC110  (polls another session)
+            await asyncio.sleep(0.02)
+        await tx.commit()
+        await task
+    finally:
+        await batch.close()
+        await repairer.close()
+    # The late message's +1 landed on the recomputed count, not on a total computed without it.
+    assert await conn.fetchval(
+        "SELECT messages FROM chat_daily_stats WHERE chat_id = $1 AND day = $2", chat, day
+    ) == await conn.fetchval("SELECT count(*) FROM messages WHERE chat_id = $1", chat)

@@ -10,6 +10,8 @@ from tgingest.quality.context import Context
 from tgingest.quality.repair_rows import _listed, audited
 from tgingest.store import dws
 
+LOCK_TIMEOUT = "30s"  # a repair waits this long for running batches, then fails (try again)
+
 if TYPE_CHECKING:
     from tgingest.quality.repair import Options, Plan
 
@@ -33,6 +35,14 @@ async def daily_stats(ctx: Context, options: Options, plan: Plan) -> None:
         plan.repaired = total
         return
     async with ctx.conn.transaction():
+        # Batches add to these tables (+n) while a recomputation writes absolute counts: hold
+        # writers off until this commits. A batch that already wrote is waited for (so its rows
+        # are counted); one that writes later blocks, then adds its +n to the right total.
+        await ctx.conn.execute(f"SET LOCAL lock_timeout = '{LOCK_TIMEOUT}'")
+        await ctx.conn.execute(
+            "LOCK TABLE chat_daily_stats, chat_daily_senders, user_daily_stats "
+            "IN SHARE ROW EXCLUSIVE MODE"
+        )
         fixed = 0
         for chat_id in chats:
             fixed += await dws.recompute(ctx.conn, chat_id)
