@@ -86,7 +86,10 @@ async def restore(conn: asyncpg.Connection, found: dict[tuple[int, int], tuple[i
             f"""UPDATE messages m SET {", ".join(f"{c} = s.{c}" for c in TEXT_COLS)}
                 FROM {merge.STAGING} s
                 JOIN message_keys k ON k.chat_id = s.chat_id AND k.message_id = s.message_id
-                WHERE m.chat_id = k.chat_id AND m.date = k.date AND m.message_id = k.message_id"""
+                WHERE m.chat_id = k.chat_id AND m.date = k.date AND m.message_id = k.message_id
+                  -- still the damaged version (an edit committed since is left alone)
+                  AND m.content_hash = s.content_hash AND m.edit_date IS NOT DISTINCT FROM
+                      s.edit_date"""
         )
         written += int(status.rsplit(" ", 1)[-1])
     await conn.execute(f"TRUNCATE {merge.STAGING}")
