@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
+import decimal
 import json
 import logging
 import os
@@ -53,11 +54,22 @@ def add_command(
 
 
 def jsonable(value: Any) -> Any:
-    if isinstance(value, dt.datetime | dt.date):
+    """What json.dumps cannot write, as JSON: dates as ISO 8601, bytes as hex, numerics
+    (PostgreSQL's sum() and avg() give Decimal) as numbers, anything else as its text. Never
+    the value itself: json.dumps reads that as a circular reference."""
+    if isinstance(value, dt.datetime | dt.date | dt.time):
         return value.isoformat()
     if isinstance(value, bytes | bytearray | memoryview):
         return bytes(value).hex()
-    return value
+    if isinstance(value, decimal.Decimal):
+        if not value.is_finite():
+            return None  # JSON has no NaN or infinity
+        return int(value) if value == value.to_integral_value() else float(value)
+    if isinstance(value, dt.timedelta):
+        return value.total_seconds()
+    if isinstance(value, set | frozenset | tuple):
+        return list(value)
+    return str(value)
 
 
 def print_json(obj: Any) -> None:
