@@ -25,7 +25,7 @@ from tgingest.config import Settings
 from tgingest.pipeline import Pipeline
 from tgingest.samples import write_export
 from tgingest.sources.desktop import DesktopExport
-from tgingest.store import queries
+from tgingest.store import queries, search_rebuild
 from tgingest.store.database import Database
 from tgingest.store.migrations import available
 from tgingest.store.partitions import Partitions
@@ -50,9 +50,12 @@ QUERIES = {
 }
 
 
-async def _load(conn: asyncpg.Connection, schema: str, data: bytes) -> dict[str, float]:
+async def _load(
+    conn: asyncpg.Connection, schema: str, data: bytes, corpus: str
+) -> dict[str, float]:
     """Raw binary COPY of `data` into a fresh schema (search index maintained): seconds, then
-    sizes of the search column, the grown index, and the index built in one pass."""
+    sizes of the search column and the grown index, search p95 on it, and the size of the index
+    built in one pass."""
     await conn.execute(f"CREATE SCHEMA {schema}")
     await conn.execute(f"SET search_path = {schema}")
     try:
@@ -66,7 +69,8 @@ async def _load(conn: asyncpg.Connection, schema: str, data: bytes) -> dict[str,
         t0 = time.perf_counter()
         await conn.copy_to_table("messages", source=io.BytesIO(data), format="binary")
         seconds = time.perf_counter() - t0
-        await conn.execute("VACUUM messages")
+        await conn.execute("VACUUM ANALYZE messages")
+        p95 = await _search_p95(conn, corpus)  # this schema's partitions (search_path)
         size = """SELECT sum(pg_relation_size(x.indexrelid)) FROM pg_index x
                   JOIN pg_inherits i ON i.inhrelid = x.indrelid
                   WHERE i.inhparent = 'messages'::regclass
@@ -79,6 +83,7 @@ async def _load(conn: asyncpg.Connection, schema: str, data: bytes) -> dict[str,
         build = time.perf_counter() - t0
         built = await conn.fetchval(size)
         return {
+            "p95": p95,
             "load_s": seconds,
             "column": column,
             "grown": grown,
@@ -122,6 +127,8 @@ async def test_search_storage(pg_dsn, tmp_path, full, record, corpus) -> None:
             disk = await total_bytes(conn)
             parts = await breakdown(conn)
             p95 = await _search_p95(conn, corpus)
+            await search_rebuild.compact(conn)
+            compacted = await total_bytes(conn)
             for q in QUERIES[corpus][:5]:
                 assert await queries.search(conn, q, limit=1), q
             buf = io.BytesIO()
@@ -141,8 +148,11 @@ async def test_search_storage(pg_dsn, tmp_path, full, record, corpus) -> None:
                 f"SELECT {select} FROM messages", output=buf, format="binary"
             )
             v1 = buf.getvalue()
-            second = await _load(conn, "form2", v2)
-            first = await _load(conn, "form1", v1)
+            # Twice each, alternating, the faster kept: the machine is shared and noisy.
+            runs = []
+            for k, form in [(2, v2), (1, v1)] * 2:
+                runs.append(await _load(conn, f"form{k}", form, corpus))
+            second, first = (min(runs[i], runs[i + 2], key=lambda r: r["load_s"]) for i in (0, 1))
     print(
         f"\nstorage breakdown, {corpus} corpus, {n:,} messages:\n"
         + "\n".join(render(parts, disk, raw))
@@ -168,6 +178,15 @@ async def test_search_storage(pg_dsn, tmp_path, full, record, corpus) -> None:
         goal=1,
     )
     record(
+        f"storage vs raw export JSON after rebuild-search --compact ({label})",
+        compacted / 2**20,
+        raw / 2**20,
+        "MiB",
+        "<= 1.0x (ratio >= 1)",
+        "every partition's search index rebuilt in one pass (REINDEX CONCURRENTLY)",
+        goal=1,
+    )
+    record(
         f"search column, second token form vs first ({label})",
         second["column"] / 2**20,
         first["column"] / 2**20,
@@ -183,6 +202,14 @@ async def test_search_storage(pg_dsn, tmp_path, full, record, corpus) -> None:
         "(the write path's GIN cost)",
         f"raw COPY of {n:,} rows, GIN maintained; index grown {second['grown'] / 2**20:.1f} vs "
         f"{first['grown'] / 2**20:.1f} MiB",
+    )
+    record(
+        f"search p95, second token form vs first ({label})",
+        second["p95"],
+        first["p95"],
+        "ms",
+        "(same queries, same rows)",
+        "raw-COPY schemas above, index as grown",
     )
     record(
         f"search index built after load vs grown ({label})",

@@ -5,13 +5,16 @@ rows of the first form up to date (resumable, search complete meanwhile)."""
 from __future__ import annotations
 
 import datetime as dt
+import json
+import os
 
 import pytest
-from tests.helpers import commit_raw
 
 from tgingest import RawBatch, search_vector_texts
 from tgingest.store import migrations, queries, search_rebuild
 from tgingest.store.partitions import Partitions
+
+from helpers import commit_raw, run_cli
 
 pytestmark = pytest.mark.pg
 
@@ -98,6 +101,19 @@ async def test_rebuild_search_resumes_and_ends_with_fresh_tokens(settings, conn)
     # Nothing left: a second run reads nothing.
     again = await search_rebuild.rebuild(conn)
     assert again.rows_read == 0 and again.partitions == []
+
+
+async def test_rebuild_search_command_with_compact(settings, conn) -> None:
+    await commit_raw(settings, _batch(TEXTS))
+    await _first_form(conn)
+    env = {**os.environ, "TGINGEST_DSN": settings.dsn, "TGINGEST_DATA_DIR": str(settings.data_dir)}
+    out = json.loads(run_cli(env, "db", "rebuild-search", "--compact", "--json").stdout)
+    # "a backup of the wiki" has no stem that differs: its tokens are the same, left alone.
+    assert out["rows_read"] == len(TEXTS) and out["rows_rewritten"] == len(TEXTS) - 1
+    assert len(out["partitions"]) == 1 and out["compacted"]
+    assert await _found(conn, "ноутбук") == {2, 6}
+    again = run_cli(env, "db", "rebuild-search")
+    assert "up to date" in again.stdout
 
 
 async def test_migration_0012_lists_partitions_holding_rows(pg_dsn) -> None:

@@ -39,6 +39,12 @@ def add_parser(sub: Subparsers) -> None:
     rs.add_argument(
         "--no-reindex", action="store_true", help="leave the search indexes as they are"
     )
+    rs.add_argument(
+        "--compact",
+        action="store_true",
+        help="also rebuild every partition's search index in one pass (smaller than one grown "
+        "batch by batch; REINDEX CONCURRENTLY, search stays complete)",
+    )
     rs.add_argument("--json", action="store_true")
     p.set_defaults(handler=cmd_db)
 
@@ -125,9 +131,19 @@ async def _rebuild_search(args: argparse.Namespace, settings: Settings) -> int:
                     reindex=not args.no_reindex,
                     progress=lambda part, n: bar.update(task, advance=n, label=part),
                 )
+                compacted = (
+                    await search_rebuild.compact(
+                        conn, progress=lambda index, n: bar.update(task, label=index)
+                    )
+                    if args.compact
+                    else []
+                )
         if args.json:
-            print_json(vars(done))
-        elif not todo:
+            print_json({**vars(done), "compacted": compacted})
+            return 0
+        if compacted:
+            console.print(f"{len(compacted)} search index(es) rebuilt in one pass")
+        if not todo:
             console.print("search tokens are up to date (nothing to rebuild)")
         else:
             console.print(
