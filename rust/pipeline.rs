@@ -555,7 +555,10 @@ mod tests {
         b[2].sender_id = Some(7);
         let rows = process(&b, None);
         let by_sender = sender_daily_counts(&b, &rows, None);
-        assert_eq!(by_sender, vec![(-1001, 19675, 7, 1, 0), (-1001, 19676, 7, 1, 1)]);
+        assert_eq!(
+            by_sender,
+            vec![(-1001, 19675, 7, 1, 0), (-1001, 19676, 7, 1, 1)]
+        );
         assert!(sender_daily_counts(&b, &rows, Some(&[true, false, true])).is_empty());
         let (keys, n) = encode(&b, &rows, Some(&skip), None, Target::Keys, 1 << 20).unwrap();
         assert_eq!(n, 2);
