@@ -138,8 +138,10 @@ class Marked:
 def candidates(result: BatchResult) -> dict[int, list[Candidate]]:
     """The batch's rows the window judges, per chat."""
     out: dict[int, list[Candidate]] = defaultdict(list)
+    # Plain tuples in Candidate's field order (hot path: a NamedTuple per row costs more than
+    # the probe); the code indexes them: 1 message_id, 2 ts, 3 digest.
     for row in result.repost_candidates(MIN_CHARS):
-        out[row[0]].append(Candidate(*row))
+        out[row[0]].append(row)  # type: ignore[arg-type]
     return out
 
 
@@ -184,17 +186,17 @@ async def _company(
 ) -> set[bytes]:
     ids: dict[bytes, set[int]] = defaultdict(set)
     for c in cands:
-        ids[c.digest].add(c.message_id)
+        ids[c[3]].add(c[1])
     todo = {d for d, m in ids.items() if len(m) > 1}  # repeated within the batch
-    ask = [c for c in cands if c.digest not in todo]
+    ask = [c for c in cands if c[3] not in todo] if todo else cands
     if window is not None and ask:
         alone = await window.alone(conn, chat_id, cands)
-        stats.skipped += len({c.digest for c in ask if c.digest in alone})
-        ask = [c for c in ask if c.digest not in alone]
+        stats.skipped += len({c[3] for c in ask if c[3] in alone})
+        ask = [c for c in ask if c[3] not in alone]
     if ask:
-        digests = sorted({c.digest for c in ask})
-        lo = _at(min(c.ts for c in ask)) - WINDOW
-        hi = _at(max(c.ts for c in ask)) + WINDOW
+        digests = sorted({c[3] for c in ask})
+        lo = _at(min(c[2] for c in ask)) - WINDOW
+        hi = _at(max(c[2] for c in ask)) + WINDOW
         stats.probed += len(digests)
         for digest, message_id in await conn.fetch(_PROBE_SQL, chat_id, digests, lo, hi):
             # A replayed row is stored already: it is its own company, not another message.
@@ -269,9 +271,9 @@ async def _settle_chat(
         # point is read from the stored marks of the 7 days before it.
         first: dict[bytes, tuple[int, int]] = {}
         for c in cands:
-            if c.digest in todo:
-                key = (c.ts, c.message_id)
-                first[c.digest] = min(first.get(c.digest, key), key)
+            if c[3] in todo:
+                key = (c[2], c[1])
+                first[c[3]] = min(first.get(c[3], key), key)
         starts = {d: (_at(ts), m) for d, (ts, m) in first.items()}
         since = min(d for d, _ in starts.values()) - WINDOW
         await recompute(conn, chat_id, sorted(todo), batch_id, stats, since=since, starts=starts)

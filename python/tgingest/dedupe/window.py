@@ -108,7 +108,7 @@ class RepostWindow:
                 self._missed.clear()
             args: list[bytes | int | str] = [TTL]
             for c in cands:
-                args += [c.digest, f"{c.message_id}:{c.ts}"]
+                args += [c[3], f"{c[1]}:{c[2]}"]
             async with self.client.pipeline(transaction=False) as pipe:
                 pipe.info("server")
                 # EVAL, not EVALSHA: the script is small, and a pipeline cannot reload it.
@@ -125,12 +125,12 @@ class RepostWindow:
             return set()
         taken: set[bytes] = set()  # digests some claim found already present
         late: set[bytes] = set()  # digests of messages dated before ~since
-        for c, fresh in zip(cands, reply[2:], strict=True):
+        for c, fresh in zip(cands, reply[2:], strict=True):  # c: (chat, message, ts, digest)
             if not fresh:
-                taken.add(c.digest)
-            if c.ts < since_s:
-                late.add(c.digest)
-        return {c.digest for c in cands} - taken - late
+                taken.add(c[3])
+            if c[2] < since_s:
+                late.add(c[3])
+        return {c[3] for c in cands} - taken - late
 
     async def _seed(
         self, conn: asyncpg.Connection, chat_id: int, run_id: str, cands: Sequence[Candidate]
@@ -152,7 +152,7 @@ class RepostWindow:
                     },
                 )
             for c in cands:
-                pipe.hsetnx(key, c.digest, f"{c.message_id}:{c.ts}")
+                pipe.hsetnx(key, c[3], f"{c[1]}:{c[2]}")
             pipe.hset(key, mapping={"~since": since, "~run": run_id})
             pipe.expire(key, TTL)
             await pipe.execute()
