@@ -230,6 +230,21 @@ async def test_export_jsonl_and_parquet_serve_the_version_as_recorded(
     assert [r["client"] for r in log] == ["export", "export"]
 
 
+async def test_datasheet_counts_scripts_of_a_sample_of_large_versions(
+    settings, conn, tmp_path, monkeypatch
+) -> None:
+    await seed(settings, conn, 90)
+    await make(settings, "big")
+    monkeypatch.setattr(export, "SCRIPT_SAMPLE", 10)
+    async with await Database.open(settings) as db, db.pool.acquire() as c:
+        info = await versions.resolve(c, "big")
+        sheet = await export.export(c, info, fmt="jsonl", out_dir=tmp_path)
+    assert sheet["scripts_of_every_nth_row"] == 9 and sheet["rows"] == 90
+    assert sum(sum(s["scripts"].values()) for s in sheet["splits"].values()) == 10
+    assert sum(s["rows"] for s in sheet["splits"].values()) == 90
+    assert "(of every 9th row)" in (tmp_path / "big-v1" / "datasheet.md").read_text()
+
+
 async def test_python_api_streams_rows_and_logs_who_read(settings, conn) -> None:
     await seed(settings, conn, 90)
     await make(settings, "api", ratios=(50, 0, 50))
