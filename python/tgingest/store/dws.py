@@ -5,16 +5,19 @@ Layers and refresh rules are described once, in docs/layers.md. Here:
 - `chat_daily_stats` (chat, day): messages and media (counted where keys are inserted, see
   merge.py / writer.py), distinct senders, edits (merge.VERSIONS_SQL) and deletions
   (side_tables.write_deletions);
-- `chat_daily_senders` (chat, day, sender): messages and media per sender. It is what keeps a
-  distinct count incremental: a sender appears in a day when its row goes from 0 to some
-  messages, and leaves when it goes back to 0 (rows are never deleted, so backups can copy the
-  table as a delta);
-- `user_daily_stats` (user, day): messages, media and distinct chats, from the same deltas.
+- `chat_daily_senders` (chat, day, sender): messages, media, edits and deletions per sender.
+  It is what keeps a distinct count incremental: a sender appears in a day when its row goes
+  from 0 to some messages, and leaves when it goes back to 0 (rows are never deleted, so
+  backups can copy the table as a delta);
+- `user_daily_stats` (user, day): messages, media, edits, deletions and distinct chats, from the
+  same deltas.
 
-Every change arrives as a delta per (chat, day, sender): +n for new rows, and for a stored row
-whose sender or media changed (a source filling a sender another lacked, an edit adding a
-photo) -1 on its old (sender, media) and +1 on its new one. Days are UTC days of the message's
-own date, as for partitions. `recompute` rebuilds them from the rows, `drift` compares.
+Every change arrives as a delta per (chat, day, sender) of a message's contribution (1 message,
+its media, its prior versions, whether it is marked deleted): +n for new rows; for a stored row
+the batch changed (a source filling a sender another lacked, an edit adding a photo or a
+version) its old contribution leaves its old sender and the new one joins the new sender. Days
+are UTC days of the message's own date, as for partitions. `recompute` rebuilds them from the
+rows, `drift` compares.
 """
 
 from __future__ import annotations
@@ -32,18 +35,20 @@ _EPOCH = dt.date(1970, 1, 1)
 # group them). Rows are upserted in key order (one lock order for concurrent batches).
 _SENDERS_SQL = """
 WITH i AS (
-    SELECT chat_id, DATE '1970-01-01' + dayn AS day, sender_id, n, media
-    FROM unnest($1::bigint[], $2::int[], $3::bigint[], $4::int[], $5::int[])
-        AS t(chat_id, dayn, sender_id, n, media)
+    SELECT chat_id, DATE '1970-01-01' + dayn AS day, sender_id, n, media, edits, deletions
+    FROM unnest($1::bigint[], $2::int[], $3::bigint[], $4::int[], $5::int[], $6::int[],
+                $7::int[]) AS t(chat_id, dayn, sender_id, n, media, edits, deletions)
 ), s AS (
-    INSERT INTO chat_daily_senders AS d (chat_id, day, sender_id, messages, media)
-    SELECT chat_id, day, sender_id, n, media FROM i ORDER BY 1, 2, 3
+    INSERT INTO chat_daily_senders AS d (chat_id, day, sender_id, messages, media, edits,
+                                         deletions)
+    SELECT chat_id, day, sender_id, n, media, edits, deletions FROM i ORDER BY 1, 2, 3
     ON CONFLICT (chat_id, day, sender_id) DO UPDATE SET
-        messages = d.messages + excluded.messages, media = d.media + excluded.media
+        messages = d.messages + excluded.messages, media = d.media + excluded.media,
+        edits = d.edits + excluded.edits, deletions = d.deletions + excluded.deletions
     RETURNING chat_id, day, sender_id, messages
 ), moved AS (
     -- +1: the sender appears in that chat and day; -1: it leaves; 0: no change.
-    SELECT i.chat_id, i.day, i.sender_id, i.n, i.media,
+    SELECT i.chat_id, i.day, i.sender_id, i.n, i.media, i.edits, i.deletions,
            (s.messages > 0)::int - (s.messages - i.n > 0)::int AS became
     FROM s JOIN i USING (chat_id, day, sender_id)
 ), chats AS (
@@ -52,59 +57,84 @@ WITH i AS (
     ORDER BY 1, 2
     ON CONFLICT (chat_id, day) DO UPDATE SET senders = d.senders + excluded.senders
 )
-INSERT INTO user_daily_stats AS u (user_id, day, messages, media, chats)
-SELECT sender_id, day, sum(n), sum(media), sum(became) FROM moved GROUP BY 1, 2 ORDER BY 1, 2
+INSERT INTO user_daily_stats AS u (user_id, day, messages, media, edits, deletions, chats)
+SELECT sender_id, day, sum(n), sum(media), sum(edits), sum(deletions), sum(became) FROM moved
+GROUP BY 1, 2 ORDER BY 1, 2
 ON CONFLICT (user_id, day) DO UPDATE SET
     messages = u.messages + excluded.messages, media = u.media + excluded.media,
+    edits = u.edits + excluded.edits, deletions = u.deletions + excluded.deletions,
     chats = u.chats + excluded.chats
 """
 
-Delta = tuple[int, int, int, int, int]  # chat_id, day number, sender_id, messages, media
+# chat_id, day number, sender_id, messages, media[, edits, deletions]: new rows (the Rust core's
+# sender_daily_counts, merge.KEYS_SQL) carry the first five, changes all seven.
+Delta = tuple[int, ...]
 
 
 async def add(conn: asyncpg.Connection, deltas: Sequence[Delta]) -> None:
     """Apply per-sender deltas (each key once), with what follows from them."""
     if not deltas:
         return
-    cols = list(zip(*deltas, strict=True))
+    full = [(*d, 0, 0) if len(d) == 5 else d for d in deltas]
+    cols = list(zip(*full, strict=True))
     await conn.execute(_SENDERS_SQL, *(list(c) for c in cols))
 
 
 def from_json(value: str | None) -> list[Delta]:
     """Deltas as merge.KEYS_SQL returns them (a JSON array of arrays, or NULL)."""
-    return [tuple(int(x) for x in row) for row in json.loads(value)] if value else []  # type: ignore[misc]
+    return [tuple(int(x) for x in row) for row in json.loads(value)] if value else []
 
 
-# The merge path, for rows already stored: their (sender, media) before the upsert...
+# The merge path, for rows already stored: their contribution before the versions and the upsert
+# (sender, media, prior versions, deleted)...
 BEFORE_DDL = """
 CREATE TEMP TABLE IF NOT EXISTS tg_dws_before (
-    chat_id bigint, message_id bigint, date timestamptz, sender_id bigint, media boolean
+    chat_id bigint, message_id bigint, date timestamptz, sender_id bigint, media boolean,
+    versions int, deleted boolean
 ) ON COMMIT DELETE ROWS
 """
-BEFORE_SQL = """
+_VERSIONS_OF = """(SELECT count(*) FROM message_versions v
+     WHERE v.chat_id = m.chat_id AND v.message_id = m.message_id)::int"""
+BEFORE_SQL = f"""
 INSERT INTO tg_dws_before
-SELECT m.chat_id, m.message_id, m.date, m.sender_id, m.media_type IS NOT NULL
+SELECT m.chat_id, m.message_id, m.date, m.sender_id, m.media_type IS NOT NULL, {_VERSIONS_OF},
+       m.deleted_at IS NOT NULL
 FROM (SELECT DISTINCT chat_id, message_id, date FROM tg_staging) s
 JOIN messages m ON m.chat_id = s.chat_id AND m.message_id = s.message_id AND m.date = s.date
 """
-# ...and after it: the per-sender deltas, and chat_daily_stats.media for rows whose media came
-# or went (for every row, with a sender or not).
-_CHANGED = """
-WITH a AS (
-    SELECT b.chat_id, (b.date AT TIME ZONE 'UTC')::date - DATE '1970-01-01' AS day,
-           b.sender_id AS old_sender, b.media AS old_media,
-           m.sender_id AS new_sender, m.media_type IS NOT NULL AS new_media
-    FROM tg_dws_before b
-    JOIN messages m ON m.chat_id = b.chat_id AND m.message_id = b.message_id AND m.date = b.date
-    WHERE (b.sender_id, b.media) IS DISTINCT FROM (m.sender_id, m.media_type IS NOT NULL)
+# ...and after them: the per-sender deltas (a stored row's old contribution leaves, its new one
+# joins; a row new to this batch brings its versions: its messages and media came with the keys),
+# and chat_daily_stats.media for rows whose media came or went (with a sender or not).
+_CHANGED = f"""
+WITH t AS (SELECT DISTINCT chat_id, message_id, date FROM tg_staging), a AS (
+    SELECT m.chat_id, (m.date AT TIME ZONE 'UTC')::date - DATE '1970-01-01' AS day,
+           b.message_id IS NOT NULL AS stored,
+           b.sender_id AS old_sender, b.media AS old_media, b.versions AS old_versions,
+           b.deleted AS old_deleted,
+           m.sender_id AS new_sender, m.media_type IS NOT NULL AS new_media,
+           {_VERSIONS_OF} AS new_versions, m.deleted_at IS NOT NULL AS new_deleted
+    FROM t
+    JOIN messages m ON m.chat_id = t.chat_id AND m.message_id = t.message_id AND m.date = t.date
+    LEFT JOIN tg_dws_before b
+           ON b.chat_id = t.chat_id AND b.message_id = t.message_id AND b.date = t.date
+), d AS (
+    SELECT * FROM a
+    WHERE (stored AND (old_sender, old_media, old_versions, old_deleted)
+                      IS DISTINCT FROM (new_sender, new_media, new_versions, new_deleted))
+       OR (NOT stored AND new_versions > 0)
 )
-SELECT chat_id, day, sender_id, sum(n)::int AS n, sum(media)::int AS media FROM (
-    SELECT chat_id, day, new_sender AS sender_id, 1 AS n, new_media::int AS media
-    FROM a WHERE new_sender IS NOT NULL
+SELECT chat_id, day, sender_id, sum(n)::int, sum(media)::int, sum(edits)::int,
+       sum(deletions)::int FROM (
+    SELECT chat_id, day, new_sender AS sender_id, stored::int AS n,
+           (stored AND new_media)::int AS media, new_versions AS edits,
+           new_deleted::int AS deletions
+    FROM d WHERE new_sender IS NOT NULL
     UNION ALL
-    SELECT chat_id, day, old_sender, -1, -(old_media::int) FROM a WHERE old_sender IS NOT NULL
+    SELECT chat_id, day, old_sender, -1, -(old_media::int), -old_versions, -(old_deleted::int)
+    FROM d WHERE stored AND old_sender IS NOT NULL
 ) x
-GROUP BY 1, 2, 3 HAVING sum(n) <> 0 OR sum(media) <> 0
+GROUP BY 1, 2, 3
+HAVING sum(n) <> 0 OR sum(media) <> 0 OR sum(edits) <> 0 OR sum(deletions) <> 0
 ORDER BY 1, 2, 3
 """
 _MEDIA_SQL = """
@@ -120,7 +150,8 @@ ON CONFLICT (chat_id, day) DO UPDATE SET media = d.media + excluded.media
 
 
 async def before_upsert(conn: asyncpg.Connection) -> None:
-    """Remember the stored rows the staged batch may change (the careful path only)."""
+    """Remember the stored rows the staged batch may change (the careful path only; before
+    the versions are kept and the rows merged)."""
     await conn.execute(BEFORE_DDL)
     await conn.execute(BEFORE_SQL)
 
@@ -164,9 +195,10 @@ LEFT JOIN (
 WHERE NOT EXISTS (SELECT 1 FROM archived_months a
                   WHERE a.state = 'archived' AND a.month = date_trunc('month', d.day))
 """
-_EXPECTED_SENDERS = """
+_EXPECTED_SENDERS = f"""
 SELECT (m.date AT TIME ZONE 'UTC')::date AS day, m.sender_id,
-       count(*) AS messages, count(m.media_type) AS media
+       count(*) AS messages, count(m.media_type) AS media,
+       coalesce(sum({_VERSIONS_OF}), 0)::int AS edits, count(m.deleted_at) AS deletions
 FROM messages m
 WHERE m.chat_id = $1 AND m.sender_id IS NOT NULL AND NOT EXISTS (
     SELECT 1 FROM archived_months a
@@ -174,6 +206,7 @@ WHERE m.chat_id = $1 AND m.sender_id IS NOT NULL AND NOT EXISTS (
 GROUP BY 1, 2
 """
 _STATS_COLS = ("messages", "media", "senders", "edits", "deletions")
+_SENDER_COLS = ("messages", "media", "edits", "deletions")
 
 
 async def drift(conn: asyncpg.Connection, chat_id: int) -> list[dict[str, Any]]:
@@ -198,7 +231,7 @@ async def drift(conn: asyncpg.Connection, chat_id: int) -> list[dict[str, Any]]:
     }
     expected = {(r["day"], r["sender_id"]): r for r in await conn.fetch(_EXPECTED_SENDERS, chat_id)}
     for key in sorted(set(senders) | set(expected)):
-        for col in ("messages", "media"):
+        for col in _SENDER_COLS:
             have = senders[key][col] if key in senders else 0
             want = expected[key][col] if key in expected else 0
             if have != want:
@@ -220,15 +253,20 @@ async def user_drift(conn: asyncpg.Connection) -> list[dict[str, Any]]:
     rows = await conn.fetch(
         """WITH e AS (
                SELECT sender_id AS user_id, day, sum(messages)::int AS messages,
-                      sum(media)::int AS media, count(*) FILTER (WHERE messages > 0)::int AS chats
+                      sum(media)::int AS media, sum(edits)::int AS edits,
+                      sum(deletions)::int AS deletions,
+                      count(*) FILTER (WHERE messages > 0)::int AS chats
                FROM chat_daily_senders GROUP BY 1, 2
            )
-           SELECT user_id, day, u.messages AS s_messages, u.media AS s_media, u.chats AS s_chats,
-                  e.messages, e.media, e.chats
+           SELECT user_id, day, u.messages AS s_messages, u.media AS s_media,
+                  u.edits AS s_edits, u.deletions AS s_deletions, u.chats AS s_chats,
+                  e.messages, e.media, e.edits, e.deletions, e.chats
            FROM e FULL JOIN user_daily_stats u USING (user_id, day)
-           WHERE (coalesce(u.messages, 0), coalesce(u.media, 0), coalesce(u.chats, 0))
+           WHERE (coalesce(u.messages, 0), coalesce(u.media, 0), coalesce(u.edits, 0),
+                  coalesce(u.deletions, 0), coalesce(u.chats, 0))
                  IS DISTINCT FROM
-                 (coalesce(e.messages, 0), coalesce(e.media, 0), coalesce(e.chats, 0))"""
+                 (coalesce(e.messages, 0), coalesce(e.media, 0), coalesce(e.edits, 0),
+                  coalesce(e.deletions, 0), coalesce(e.chats, 0))"""
     )
     return [dict(r) for r in rows]
 
@@ -255,23 +293,24 @@ async def recompute(conn: asyncpg.Connection, chat_id: int) -> int:
     # Per sender: zero what the rows no longer hold (rows are kept), then set the counts.
     days = list(expected)
     await conn.execute(
-        """UPDATE chat_daily_senders SET messages = 0, media = 0
+        """UPDATE chat_daily_senders SET messages = 0, media = 0, edits = 0, deletions = 0
            WHERE chat_id = $1 AND day = ANY($2::date[])""",
         chat_id,
         days,
     )
     senders = await conn.fetch(_EXPECTED_SENDERS, chat_id)
     await conn.execute(
-        """INSERT INTO chat_daily_senders AS d (chat_id, day, sender_id, messages, media)
-           SELECT $1, * FROM unnest($2::date[], $3::bigint[], $4::int[], $5::int[])
-               AS t(day, sender_id) ORDER BY day, sender_id
+        """INSERT INTO chat_daily_senders AS d (chat_id, day, sender_id, messages, media,
+               edits, deletions)
+           SELECT $1, * FROM unnest($2::date[], $3::bigint[], $4::int[], $5::int[], $6::int[],
+                                    $7::int[]) AS t(day, sender_id) ORDER BY day, sender_id
            ON CONFLICT (chat_id, day, sender_id) DO UPDATE SET
-               messages = excluded.messages, media = excluded.media""",
+               messages = excluded.messages, media = excluded.media, edits = excluded.edits,
+               deletions = excluded.deletions""",
         chat_id,
         [r["day"] for r in senders],
         [r["sender_id"] for r in senders],
-        [r["messages"] for r in senders],
-        [r["media"] for r in senders],
+        *([int(r[c]) for r in senders] for c in _SENDER_COLS),
     )
     # The users of those days: from every chat's per-sender rows.
     await conn.execute(
@@ -279,13 +318,15 @@ async def recompute(conn: asyncpg.Connection, chat_id: int) -> int:
                SELECT DISTINCT sender_id, day FROM chat_daily_senders
                WHERE chat_id = $1 AND day = ANY($2::date[])
            )
-           INSERT INTO user_daily_stats AS u (user_id, day, messages, media, chats)
-           SELECT s.sender_id, s.day, sum(s.messages), sum(s.media),
-                  count(*) FILTER (WHERE s.messages > 0)
+           INSERT INTO user_daily_stats AS u (user_id, day, messages, media, edits, deletions,
+               chats)
+           SELECT s.sender_id, s.day, sum(s.messages), sum(s.media), sum(s.edits),
+                  sum(s.deletions), count(*) FILTER (WHERE s.messages > 0)
            FROM chat_daily_senders s JOIN touched t USING (sender_id, day)
            GROUP BY 1, 2 ORDER BY 1, 2
            ON CONFLICT (user_id, day) DO UPDATE SET messages = excluded.messages,
-               media = excluded.media, chats = excluded.chats""",
+               media = excluded.media, edits = excluded.edits, deletions = excluded.deletions,
+               chats = excluded.chats""",
         chat_id,
         days,
     )

@@ -284,7 +284,9 @@ async def write_deletions(
     return marked
 
 
-# Mark the stored rows deleted and count them per day of the message (DWS), in one statement.
+# Mark the stored rows deleted and count them per day of the message (DWS: per chat, per sender
+# and per user; a deletion changes no message count, so no distinct count moves), in one
+# statement.
 _MARK_SQL = """
 WITH marked AS (
     UPDATE messages m SET deleted_at = $3, batch_id = $4
@@ -292,11 +294,21 @@ WITH marked AS (
     WHERE k.chat_id = $1 AND k.message_id = ANY($2::bigint[])
       AND m.chat_id = $1 AND m.message_id = k.message_id
       AND m.date = k.date AND m.deleted_at IS NULL
-    RETURNING (m.date AT TIME ZONE 'UTC')::date AS day
+    RETURNING (m.date AT TIME ZONE 'UTC')::date AS day, m.sender_id
 ), daily AS (
     INSERT INTO chat_daily_stats AS s (chat_id, day, deletions)
     SELECT $1, day, count(*) FROM marked GROUP BY day ORDER BY day
     ON CONFLICT (chat_id, day) DO UPDATE SET deletions = s.deletions + excluded.deletions
+), by_sender AS (
+    INSERT INTO chat_daily_senders AS s (chat_id, day, sender_id, deletions)
+    SELECT $1, day, sender_id, count(*) FROM marked WHERE sender_id IS NOT NULL
+    GROUP BY day, sender_id ORDER BY day, sender_id
+    ON CONFLICT (chat_id, day, sender_id) DO UPDATE SET deletions = s.deletions + excluded.deletions
+), by_user AS (
+    INSERT INTO user_daily_stats AS u (user_id, day, deletions)
+    SELECT sender_id, day, count(*) FROM marked WHERE sender_id IS NOT NULL
+    GROUP BY sender_id, day ORDER BY sender_id, day
+    ON CONFLICT (user_id, day) DO UPDATE SET deletions = u.deletions + excluded.deletions
 )
 SELECT count(*) FROM marked
 """

@@ -87,25 +87,34 @@ CREATE TABLE chat_daily_senders (
     sender_id bigint NOT NULL,
     messages  integer NOT NULL DEFAULT 0,
     media     integer NOT NULL DEFAULT 0,
+    edits     integer NOT NULL DEFAULT 0,      -- prior versions kept of the sender's messages
+    deletions integer NOT NULL DEFAULT 0,      -- the sender's messages marked deleted
     PRIMARY KEY (chat_id, day, sender_id)
 );
 
 CREATE TABLE user_daily_stats (
     user_id  bigint NOT NULL,
     day      date NOT NULL,
-    messages integer NOT NULL DEFAULT 0,
-    media    integer NOT NULL DEFAULT 0,
-    chats    integer NOT NULL DEFAULT 0,       -- distinct chats the user wrote in that day
+    messages  integer NOT NULL DEFAULT 0,
+    media     integer NOT NULL DEFAULT 0,
+    edits     integer NOT NULL DEFAULT 0,
+    deletions integer NOT NULL DEFAULT 0,
+    chats     integer NOT NULL DEFAULT 0,      -- distinct chats the user wrote in that day
     PRIMARY KEY (user_id, day)
 );
 
 -- Existing warehouses: the new aggregates from the rows (hot months; archived months keep the
 -- counts they had, their rows are not here to count).
-INSERT INTO chat_daily_senders (chat_id, day, sender_id, messages, media)
-SELECT chat_id, (date AT TIME ZONE 'UTC')::date, sender_id, count(*), count(media_type)
-FROM messages WHERE sender_id IS NOT NULL GROUP BY 1, 2, 3;
-INSERT INTO user_daily_stats (user_id, day, messages, media, chats)
-SELECT sender_id, day, sum(messages), sum(media), count(*) FROM chat_daily_senders GROUP BY 1, 2;
+INSERT INTO chat_daily_senders (chat_id, day, sender_id, messages, media, edits, deletions)
+SELECT m.chat_id, (m.date AT TIME ZONE 'UTC')::date, m.sender_id, count(*), count(m.media_type),
+       coalesce(sum(v.n), 0), count(m.deleted_at)
+FROM messages m
+LEFT JOIN (SELECT chat_id, message_id, count(*) AS n FROM message_versions GROUP BY 1, 2) v
+       USING (chat_id, message_id)
+WHERE m.sender_id IS NOT NULL GROUP BY 1, 2, 3;
+INSERT INTO user_daily_stats (user_id, day, messages, media, edits, deletions, chats)
+SELECT sender_id, day, sum(messages), sum(media), sum(edits), sum(deletions), count(*)
+FROM chat_daily_senders GROUP BY 1, 2;
 UPDATE chat_daily_stats d SET senders = s.n
 FROM (SELECT chat_id, day, count(*) AS n FROM chat_daily_senders GROUP BY 1, 2) s
 WHERE d.chat_id = s.chat_id AND d.day = s.day;
@@ -126,7 +135,10 @@ FROM chat_daily_stats d LEFT JOIN chats c USING (chat_id);
 CREATE VIEW ads_top_senders AS
 SELECT s.chat_id, s.sender_id, u.display_name, u.username,
        sum(s.messages)::bigint AS messages, sum(s.media)::bigint AS media,
-       count(*)::bigint AS active_days, min(s.day) AS first_day, max(s.day) AS last_day
+       sum(s.edits)::bigint AS edits, sum(s.deletions)::bigint AS deletions,
+       count(*) FILTER (WHERE s.messages > 0)::bigint AS active_days,
+       min(s.day) FILTER (WHERE s.messages > 0) AS first_day,
+       max(s.day) FILTER (WHERE s.messages > 0) AS last_day
 FROM chat_daily_senders s LEFT JOIN users u ON u.user_id = s.sender_id
 GROUP BY s.chat_id, s.sender_id, u.display_name, u.username;
 
