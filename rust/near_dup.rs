@@ -20,13 +20,13 @@ pub const MAX_THRESHOLD: u32 = 16;
 /// costs its size squared (a 300k-message sample took 49 s instead of 2). Exact below it.
 pub const BUCKET_WINDOW: usize = 512;
 
-/// A bucket past [`BUCKET_WINDOW`] gets a window that keeps its work near 4M comparisons (at
-/// least 32 neighbours each): a mass of 200k copies of one template costs 6M, not 100M.
+/// A bucket past [`BUCKET_WINDOW`] gets a window that keeps its work near 1M comparisons (at
+/// least 32 neighbours each): a mass of 200k variants of one template costs 6M, not 100M.
 fn bucket_window(len: usize) -> usize {
     (BUCKET_WORK / len.max(1)).clamp(32, BUCKET_WINDOW)
 }
 
-const BUCKET_WORK: usize = 1 << 22;
+const BUCKET_WORK: usize = 1 << 20;
 
 /// What one clustering did, for the report and the benchmarks.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
