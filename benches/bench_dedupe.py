@@ -21,17 +21,21 @@ from urllib.parse import urlsplit, urlunsplit
 
 import asyncpg
 import pytest
+import redis.asyncio as aioredis
 
-from tgingest._core import content_hashes, simhash_clusters, simhashes
+from tgingest._core import RawBatch, content_hashes, simhash_clusters, simhashes
 from tgingest.config import Settings
 from tgingest.dedupe import clusters, planted
+from tgingest.dedupe.window import RepostWindow
 from tgingest.pipeline import Pipeline
+from tgingest.records import SourceBatch
 from tgingest.samples import write_export
 from tgingest.sources.desktop import DesktopExport
 from tgingest.store import writer
 from tgingest.store.database import Database
 
 THRESHOLDS = (3, 6, 8, 10, 12)
+pytest_plugins = ["redis_fixtures"]
 
 
 def _exact_labels(texts: list[str]) -> list[int]:
@@ -275,3 +279,99 @@ async def test_repost_marking_cost_on_import(
 
 async def _discard(chunk: bytes) -> None:
     return None
+
+
+def _live_batch(chat: int, first: int, n: int, now: int, rnd: random.Random) -> RawBatch:
+    """n messages that just arrived (dated `now`), 3% repeating one of a few recent texts."""
+    ids = list(range(first, first + n))
+    texts = [
+        f"breaking news item {rnd.randrange(20)} repeated across the week"
+        if rnd.random() < 0.03
+        else f"live message {chat} {i} with its own words {rnd.getrandbits(32):x}"
+        for i in ids
+    ]
+    return RawBatch.from_columns(
+        chat_id=[chat] * n,
+        message_id=ids,
+        date=[now] * n,
+        text=texts,
+    )
+
+
+async def _live_rate(
+    settings: Settings,
+    chat: int,
+    history: int,
+    batches: int,
+    size: int,
+    *,
+    mark: bool = True,
+    window: tuple[str, str] | None = None,
+) -> tuple[float, float]:
+    """Commit `history` messages of the past 6 days, then `batches` live batches of `size`, one
+    at a time as a worker does; returns (live msgs/s, share of the time inside marking).
+    `window`: (Redis URL, prefix) for the repost window alone (not the read cache, whose
+    invalidation would blur the comparison)."""
+    rnd = random.Random(chat)
+    now = int(time.time())
+    async with await Database.open(settings) as db, Pipeline(db, settings) as pipeline:
+        if window is not None:
+            pipeline.reposts_window = RepostWindow(aioredis.Redis.from_url(window[0]), window[1])
+        for start in range(0, history, 5000):
+            n = min(5000, history - start)
+            ids = list(range(1 + start, 1 + start + n))
+            texts = [
+                f"breaking news item {rnd.randrange(20)} repeated across the week"
+                if rnd.random() < 0.03
+                else f"older message {chat} {i} {rnd.getrandbits(32):x}"
+                for i in ids
+            ]
+            dates = [now - 6 * 86_400 + (i * 6 * 86_400) // history for i in ids]
+            raw = RawBatch.from_columns(chat_id=[chat] * n, message_id=ids, date=dates, text=texts)
+            await pipeline.commit_source_batch(SourceBatch(source="export", batch=raw))
+        pipeline.mark_reposts = mark
+        timer = _MarkTimer()
+        with timer:
+            t0 = time.perf_counter()
+            for b in range(batches):
+                raw = _live_batch(chat, 10_000_000 + b * size, size, int(time.time()), rnd)
+                await pipeline.commit_source_batch(SourceBatch(source="telethon", batch=raw))
+            seconds = time.perf_counter() - t0
+    return batches * size / seconds, timer.seconds / seconds
+
+
+async def test_live_batches_with_the_redis_window(
+    pg_dsn, tmp_path, full, record, redis_url, redis_key_prefix
+) -> None:
+    history, batches, size = (50_000, 300, 100) if full else (2_000, 10, 50)
+    settings = Settings(dsn=pg_dsn, data_dir=tmp_path / "d", bloom_capacity=200_000)
+    off_rate, _ = await _live_rate(settings, -1009000000001, history, batches, size, mark=False)
+    probe_rate, probe_share = await _live_rate(settings, -1009000000002, history, batches, size)
+    redis_rate, redis_share = await _live_rate(
+        settings,
+        -1009000000003,
+        history,
+        batches,
+        size,
+        window=(redis_url, redis_key_prefix),
+    )
+    note = f"{batches} batches of {size} after {history:,} messages of the past 6 days"
+    record(
+        "live batches: repost marking (PostgreSQL probe) vs marking off",
+        probe_rate,
+        off_rate,
+        "msgs/s",
+        ">= 0.9",
+        f"{note}; marking step {probe_share:.0%} of the time",
+        higher_is_better=True,
+        goal=0.9,
+    )
+    record(
+        "live batches: repost marking through the Redis window vs the PostgreSQL probe",
+        redis_rate,
+        probe_rate,
+        "msgs/s",
+        "(informs: the fast path's worth)",
+        f"{note}; marking step {redis_share:.0%} of the time",
+        higher_is_better=True,
+    )

@@ -69,6 +69,7 @@ class RepostWindow:
         self.prefix = prefix
         self._down_until = 0.0
         self._missed: set[int] = set()  # chats committed while Redis was unreachable
+        self._run_id: str | None = None  # the server's run_id, asked once per connection
         self.seeded = 0
         self.errors = 0
 
@@ -109,16 +110,18 @@ class RepostWindow:
             args: list[bytes | int | str] = [TTL]
             for c in cands:
                 args += [c[3], f"{c[1]}:{c[2]}"]
-            async with self.client.pipeline(transaction=False) as pipe:
-                pipe.info("server")
-                # EVAL, not EVALSHA: the script is small, and a pipeline cannot reload it.
-                pipe.eval(_CLAIM, 1, key, *args)
-                info, reply = await pipe.execute()
+            if self._run_id is None:
+                # Once per connection to the server: a restart (the only way its data can go
+                # back in time) breaks our connection, that error clears this, and the next
+                # call asks again.
+                self._run_id = str((await self.client.info("server"))["run_id"])
+            # EVAL, not EVALSHA: the script is small, and EVAL needs no reload after a restart.
+            reply = await self.client.eval(_CLAIM, 1, key, *args)
             since, run = reply[0], reply[1]
             since_s = int(since) if since is not None else 0
             stale = since_s < time.time() - TTL  # also prunes digests past the window
-            if run is None or _text(run) != str(info["run_id"]) or stale:
-                await self._seed(conn, chat_id, str(info["run_id"]), cands)
+            if run is None or _text(run) != self._run_id or stale:
+                await self._seed(conn, chat_id, self._run_id, cands)
                 return set()
         except (RedisError, OSError) as e:
             self._failed(e, chat_id)
@@ -160,6 +163,7 @@ class RepostWindow:
 
     def _failed(self, e: BaseException, chat_id: int) -> None:
         self.errors += 1
+        self._run_id = None
         self._missed.add(chat_id)
         if time.monotonic() >= self._down_until:
             log.warning("Redis repost window unreachable (%s); asking PostgreSQL for now", e)
