@@ -284,6 +284,9 @@ async def test_command_line_errors_are_one_line(settings, conn, tmp_path) -> Non
         assert p.returncode == code, (args, p.stderr)
         assert len(p.stderr.strip().splitlines()) == 1 and text in p.stderr, (args, p.stderr)
     run_cli(env, "dataset", "create", "x")
+    shown = run_cli(env, "dataset", "show", "x", "--access").stdout
+    assert "x@1  sha256" in shown and "split: 80/10/10 by cluster" in shown
+    assert "never read" in shown
     p = run_cli(env, "dataset", "rollback", "x@1", check=False)
     assert p.returncode == 1 and "already has the content" in p.stderr
     p = run_cli(env, "dataset", "show", "x@5", check=False)

@@ -297,10 +297,54 @@ async def cmd_show(args: argparse.Namespace, settings: Settings) -> int:
         if args.json:
             print_json(out)
             return 0
-        console.print(json.dumps(out, indent=2, ensure_ascii=False, default=str), markup=False)
+        _show(info, access if args.access else None)
         return 0
 
     return await with_db(settings, run)
+
+
+def _show(info: versions.VersionInfo, access: list[dict[str, Any]] | None) -> None:
+    """A version for people: what it holds and where it comes from (--json has it all)."""
+    c = info.content
+    sel, split, rows = c["selection"], c["split"], c["rows"]
+    history = ""
+    if info.manifest.get("parent"):
+        history = f", parent v{info.manifest['parent']['version']}"
+    if info.manifest.get("rollback_of"):
+        history += f", rollback to v{info.manifest['rollback_of']['version']}"
+    lines = [
+        f"{info.dataset}@{info.version}  sha256 {info.sha256}",
+        f"made by {info.created_by} at {info.created_at:%Y-%m-%d %H:%M:%S} UTC{history}",
+        f"rows: {rows['count']:,} ("
+        + ", ".join(f"{k} {rows['per_split'][k]:,}" for k in SPLITS)
+        + f"); augmented {rows['augmented']:,}; near-duplicates left out "
+        f"{rows['excluded_near_duplicates']:,}; rows digest {rows['sha256'][:16]}",
+        f"query: {sel['query'] or '(all)'}; chats: {sel['chats'] or 'all'}; kinds: "
+        f"{', '.join(sel['kinds'])}; since: {sel['since'] or '-'}; until: {sel['until'] or '-'}",
+        "labels: "
+        + (
+            f"{c['labels']['set']}@{c['labels']['version']} ({c['labels']['sha256'][:12]})"
+            + (f", only label {sel['label']}" if sel["label"] else "")
+            + (", unlabelled too" if sel["include_unlabeled"] else "")
+            if c["labels"]
+            else "none"
+        ),
+        f"split: {'/'.join(str(split['ratios'][k]) for k in SPLITS)} by {split['by']} "
+        f"(seed {split['seed']!r}; clusters: {split['clusters']})",
+        "augmentations: " + (", ".join(a["name"] for a in c["augmentations"]) or "none"),
+    ]
+    for line in lines:
+        console.print(line, markup=False, highlight=False)
+    if access is not None:
+        table = Table("when", "who", "how", "detail")
+        for a in access:
+            table.add_row(
+                f"{a['accessed_at']:%Y-%m-%d %H:%M:%S}",
+                escape(a["actor"]),
+                escape(a["client"]),
+                escape(json.dumps(a["detail"], ensure_ascii=False) if a["detail"] else ""),
+            )
+        console.print(table if access else "never read")
 
 
 async def cmd_diff(args: argparse.Namespace, settings: Settings) -> int:

@@ -310,7 +310,8 @@ def datasheet_md(sheet: dict[str, Any]) -> str:
         f"- Query: {sel['query']!r}; chats: {sel['chats'] or 'all'}; kinds: {sel['kinds']}; "
         f"since: {sel['since']}; until: {sel['until']}",
         f"- Labels: {sheet['labels'] or 'none'}",
-        f"- Split: {sheet['split']['ratios']} by {sheet['split']['by']} "
+        f"- Split: {'/'.join(str(sheet['split']['ratios'][k]) for k in SPLITS)} "
+        f"(train/validation/test) by {sheet['split']['by']} "
         f"(seed {sheet['split']['seed']!r}; clusters: {sheet['split']['clusters']})",
         f"- Augmentations: {[a['name'] for a in sheet['augmentations']] or 'none'}",
         f"- Rows exported: {sheet['rows']:,}; unavailable (text no longer stored): "
