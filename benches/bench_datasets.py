@@ -145,7 +145,7 @@ async def test_parquet_export_against_pandas(pg_dsn, tmp_path, full, record) -> 
         "flat (< baseline)",
         "ours streams batches of 10k rows into row groups of up to 50k per split; pandas "
         "holds the whole frame",
-        goal=1.0,
+        goal=1.0 if full else None,  # at a few thousand rows both are their imports' size
     )
 
 

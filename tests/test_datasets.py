@@ -5,7 +5,9 @@ its access log, and the command line's errors."""
 
 from __future__ import annotations
 
+import asyncio
 import json
+import os
 from collections import defaultdict
 from pathlib import Path
 
@@ -15,10 +17,12 @@ import pytest
 
 import tgingest.datasets as tds
 from tgingest._core import RawBatch, fold_chinese
+from tgingest.cli import main
 from tgingest.config import Settings
 from tgingest.datasets import create, export, versions
 from tgingest.datasets.select import Filters
 from tgingest.datasets.split import assign
+from tgingest.labels import store as label_store
 from tgingest.store.database import Database
 
 from helpers import commit_raw, run_cli
@@ -169,10 +173,15 @@ async def test_export_jsonl_and_parquet_serve_the_version_as_recorded(
         ).stdout
     )
     assert made["rows"] == 60 + 20  # every third message is Traditional Chinese
-    only = run_cli(env, "dataset", "create", "t0", "--labels", "topic@1:t0", "--json")
-    assert json.loads(only.stdout)["rows"] == 15
-    labelled = run_cli(env, "dataset", "create", "lab", "--labels", "topic", "--json")
-    assert json.loads(labelled.stdout)["rows"] == 30
+    async with await Database.open(settings) as db, db.pool.acquire() as c:
+        topic = await label_store.resolve(c, "topic@1")
+        only = await create.create(
+            c, "t0", Filters(labels=topic, label="t0"), ratios=(80, 10, 10), created_by="t"
+        )
+        labelled = await create.create(
+            c, "lab", Filters(labels=topic), ratios=(80, 10, 10), created_by="t"
+        )
+    assert (only.rows, labelled.rows) == (15, 30)
     # An edit after the version was made: the export still serves the version's text.
     await commit_raw(
         settings,
@@ -265,10 +274,24 @@ async def test_python_api_streams_rows_and_logs_who_read(settings, conn) -> None
     assert listed[0]["dataset"] == "api" and listed[0]["versions"][0]["sha256"] == ds.sha256
 
 
-async def test_command_line_errors_are_one_line(settings, conn, tmp_path) -> None:
-    await seed(settings, conn, 12)
-    env = {"TGINGEST_DSN": settings.dsn, "TGINGEST_DATA_DIR": str(settings.data_dir)}
-    env["PATH"] = "/usr/bin:/bin"
+def test_command_line_errors_are_one_line(settings, tmp_path, monkeypatch, capsys) -> None:
+    # In-process (as tests/test_cli_arguments.py): a subprocess per case costs a second each.
+    asyncio.run(commit_raw(settings, messages(12)))
+    monkeypatch.setenv("TGINGEST_DSN", settings.dsn)
+    monkeypatch.setenv("TGINGEST_DATA_DIR", str(settings.data_dir))
+
+    def cli(*args: str) -> tuple[int, str, str]:
+        umask = os.umask(0o022)
+        os.umask(umask)
+        try:
+            code = main(list(args))
+        except SystemExit as e:
+            code = int(e.code or 0)
+        finally:
+            os.umask(umask)  # main() makes everything private; leave this process as it was
+        out = capsys.readouterr()
+        return code, out.out, out.err
+
     cases = [
         (["dataset", "create", "x", "--split", "80/30"], 2, "--split"),
         (["dataset", "create", "x", "--query", "!!!"], 2, "nothing searchable"),
@@ -279,22 +302,23 @@ async def test_command_line_errors_are_one_line(settings, conn, tmp_path) -> Non
         (["dataset", "create", "x", "--query", "zzzqqq"], 1, "no message matches"),
         (["dataset", "rollback", "x"], 1, ""),
     ]
-    for args, code, text in cases:
-        p = run_cli(env, *args, check=False)
-        assert p.returncode == code, (args, p.stderr)
-        assert len(p.stderr.strip().splitlines()) == 1 and text in p.stderr, (args, p.stderr)
-    run_cli(env, "dataset", "create", "x")
-    shown = run_cli(env, "dataset", "show", "x", "--access").stdout
+    for args, want, text in cases:
+        code, _, err = cli(*args)
+        assert code == want, (args, err)
+        assert len(err.strip().splitlines()) == 1 and text in err, (args, err)
+    assert cli("dataset", "create", "x")[0] == 0
+    code, shown, _ = cli("dataset", "show", "x", "--access")
     assert "x@1  sha256" in shown and "split: 80/10/10 by cluster" in shown
     assert "never read" in shown
-    p = run_cli(env, "dataset", "rollback", "x@1", check=False)
-    assert p.returncode == 1 and "already has the content" in p.stderr
-    p = run_cli(env, "dataset", "show", "x@5", check=False)
-    assert "versions 1 to 1, not 5" in p.stderr
+    code, _, err = cli("dataset", "rollback", "x@1")
+    assert code == 1 and "already has the content" in err
+    code, _, err = cli("dataset", "show", "x@5")
+    assert "versions 1 to 1, not 5" in err
     (tmp_path / "x-v1").mkdir()
-    p = run_cli(env, "dataset", "export", "x", "--out", str(tmp_path), check=False)
-    assert p.returncode == 1 and "exists already" in p.stderr
-    assert "examples:" in run_cli(env, "dataset", "export", "--help").stdout
+    code, _, err = cli("dataset", "export", "x", "--out", str(tmp_path))
+    assert code == 1 and "exists already" in err
+    code, out, _ = cli("dataset", "export", "--help")
+    assert code == 0 and "examples:" in out
 
 
 def test_export_formats_are_checked() -> None:

@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 
 from tgingest._core import RawBatch
+from tgingest.labels import importer
 from tgingest.labels.builtin import script_of
 from tgingest.labels.schema import DEFAULT_SCHEMA, check_schema, parse_line
 from tgingest.labels.store import IN_VERSION, version_digest
@@ -129,16 +130,19 @@ async def test_import_validates_quarantines_and_versions(settings, conn, tmp_pat
             {"message": f"{CHAT}/6", "label": "nope", "annotator": "me", "confidence": 0.5},
         )
     )
-    v2 = json.loads(run_cli(env, "label", "import", str(path2), "--set", "spam", "--json").stdout)
+
+    # Later versions in-process (the command line's output is checked above).
+    async def imp(**kw):
+        return (await importer.import_file(conn, path2, "spam", **kw)).as_json()
+
+    v2 = await imp()
     assert (v2["version"], v2["added"], v2["changed"], v2["labels"]) == (2, 1, 1, 4)
     assert v2["quarantined"] == 1
     # The same file again changes nothing: no version.
-    same = json.loads(run_cli(env, "label", "import", str(path2), "--set", "spam", "--json").stdout)
+    same = await imp()
     assert same["version"] is None and same["latest"] == 2
     # --replace: version 3 holds only this file's labels.
-    v3 = json.loads(
-        run_cli(env, "label", "import", str(path2), "--set", "spam", "--replace", "--json").stdout
-    )
+    v3 = await imp(replace=True)
     assert (v3["version"], v3["removed"], v3["labels"]) == (3, 1, 3)
 
     set_id = await conn.fetchval("SELECT set_id FROM label_sets WHERE name = 'spam'")
