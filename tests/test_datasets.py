@@ -22,6 +22,7 @@ from tgingest.config import Settings
 from tgingest.datasets import create, export, versions
 from tgingest.datasets.select import Filters
 from tgingest.datasets.split import assign
+from tgingest.labels import importer
 from tgingest.labels import store as label_store
 from tgingest.store.database import Database
 
@@ -142,6 +143,33 @@ async def test_rollback_restores_exactly_the_previous_rows_and_diff_says_what_ch
     # Re-creating ds@2's inputs now makes version 4 sharing ds@2's rows.
     again = await make(settings, "ds", filters=Filters(query="backup"))
     assert again.version == 4 and await rows_of(conn, "ds", 4) == v2
+
+
+async def test_diff_names_label_changes_between_label_set_versions(
+    settings, conn, tmp_path
+) -> None:
+    await seed(settings, conn, 30)
+    path = tmp_path / "l.jsonl"
+    made = []
+    for labels in (["a", "a", "b"], ["a", "c", "b"]):
+        path.write_text(
+            "".join(
+                json.dumps({"message": f"{CHATS[i]}/{i + 1}", "label": lab, "annotator": "x"})
+                + "\n"
+                for i, lab in enumerate(labels)
+            )
+        )
+        version = (await importer.import_file(conn, path, "abc")).version
+        labelled = Filters(labels=await label_store.resolve(conn, f"abc@{version}"))
+        made.append(await make(settings, "lab", filters=labelled))
+    assert [m.version for m in made] == [1, 2] and made[0].sha256 != made[1].sha256
+    async with await Database.open(settings) as db, db.pool.acquire() as c:
+        a, b = await versions.resolve(c, "lab@1"), await versions.resolve(c, "lab@2")
+        d = await versions.diff(c, a, b)
+    assert (d["added"], d["removed"], d["moved"], d["label_changes"]) == (0, 0, 0, 1)
+    assert d["examples"]["label_changes"] == [
+        {"chat_id": CHATS[1], "message_id": 2, "before": "x=a", "after": "x=c"}
+    ]
 
 
 async def test_export_jsonl_and_parquet_serve_the_version_as_recorded(
