@@ -19,7 +19,7 @@ import tgingest.datasets as tds
 from tgingest._core import RawBatch, fold_chinese
 from tgingest.cli import main
 from tgingest.config import Settings
-from tgingest.datasets import create, export, versions
+from tgingest.datasets import create, export, reader, versions
 from tgingest.datasets.select import Filters
 from tgingest.datasets.split import assign
 from tgingest.labels import importer
@@ -280,6 +280,21 @@ async def test_datasheet_counts_scripts_of_a_sample_of_large_versions(
     assert sum(sum(s["scripts"].values()) for s in sheet["splits"].values()) == 10
     assert sum(s["rows"] for s in sheet["splits"].values()) == 90
     assert "(of every 9th row)" in (tmp_path / "big-v1" / "datasheet.md").read_text()
+
+
+async def test_variants_are_left_out_when_the_fold_table_changed(
+    settings, conn, tmp_path, monkeypatch
+) -> None:
+    await seed(settings, conn, 30)
+    made = await make(settings, "zh", augment=("ts-variant",))
+    assert made.rows == 40
+    monkeypatch.setattr(reader, "fold_table_sha256", lambda: "another table")
+    async with await Database.open(settings) as db, db.pool.acquire() as c:
+        sheet = await export.export(
+            c, await versions.resolve(c, "zh"), fmt="jsonl", out_dir=tmp_path
+        )
+    assert (sheet["rows"], sheet["unavailable"]) == (30, 10)
+    assert "ts-variant rows cannot be rebuilt" in sheet["notes"][0]
 
 
 async def test_python_api_streams_rows_and_logs_who_read(settings, conn) -> None:

@@ -17,6 +17,7 @@ always. Simplified->Traditional is not offered: it is one-to-many, so not determ
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 import json
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -40,6 +41,16 @@ AUGMENTATIONS = {
     ),
 }
 PAGE = 50_000
+
+
+def fold_table_sha256() -> str:
+    """Digest of the Traditional->Simplified table this build folds with (every Han code point
+    folded, hashed): a manifest records it, so a reader whose table differs knows it cannot
+    rebuild the version's ts-variant rows exactly."""
+    probe = "".join(chr(c) for c in (*range(0x3400, 0xA000), *range(0xF900, 0xFB00)))
+    return hashlib.sha256(fold_chinese([probe])[0].encode()).hexdigest()
+
+
 _LOCK_CLASS = 0x7467_6473  # "tgds": one writer per dataset at a time
 
 
@@ -210,7 +221,12 @@ async def _create(
             ),
         },
         "augmentations": [
-            {"name": a, "variant": AUGMENTATIONS[a][0], "rule": AUGMENTATIONS[a][1]}
+            {
+                "name": a,
+                "variant": AUGMENTATIONS[a][0],
+                "rule": AUGMENTATIONS[a][1],
+                "table_sha256": fold_table_sha256(),
+            }
             for a in augment
         ],
         "rows": {

@@ -294,6 +294,7 @@ def datasheet(
         "unavailable": stats.unavailable,
         "unavailable_examples": stats.unavailable_examples,
         "from_prior_versions": stats.from_prior_versions,
+        "notes": stats.notes,
         "excluded_near_duplicates": content["rows"]["excluded_near_duplicates"],
         "splits": {s: sheets[s].as_json() for s in SPLITS},
     }
@@ -318,6 +319,7 @@ def datasheet_md(sheet: dict[str, Any]) -> str:
         f"{sheet['unavailable']:,}; served from prior versions of edited messages: "
         f"{sheet['from_prior_versions']:,}; near-duplicates left out by the time split: "
         f"{sheet['excluded_near_duplicates']:,}",
+        *(f"- Note: {note}" for note in sheet["notes"]),
         "",
         "| split | rows | augmented | chats | first date | last date | unlabeled |",
         "|---|---:|---:|---:|---|---|---:|",

@@ -23,6 +23,7 @@ from typing import Any
 import asyncpg
 
 from tgingest._core import content_hashes, fold_chinese
+from tgingest.datasets.create import fold_table_sha256
 from tgingest.datasets.split import SPLITS
 from tgingest.datasets.versions import VersionInfo, label_version
 from tgingest.errors import InvalidInputError
@@ -59,6 +60,7 @@ class ReadStats:
     unavailable: int = 0
     from_prior_versions: int = 0
     unavailable_examples: list[str] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
 
 
 @dataclass
@@ -185,6 +187,7 @@ async def column_batches(
     """The version's rows in key order, `size` at a time, as columns. Runs in its own
     transaction on `conn` (a cursor needs one), so `conn` must not be in one."""
     stats = stats if stats is not None else ReadStats()
+    refold = _can_refold(info, stats)
     set_id, set_version = await label_version(conn, info)
     sql = _ROWS.format(labels=_LABELS if set_id is not None else "'[]'")
     args: list[Any] = [info.rows_of, split_number(split)]
@@ -198,7 +201,7 @@ async def column_batches(
         async with conn.transaction(isolation="repeatable_read", readonly=True):
             cursor = await conn.cursor(sql, *args)
             while records := await cursor.fetch(size):
-                await ahead.put(await _columns(conn, records, stats))
+                await ahead.put(await _columns(conn, records, stats, refold))
         await ahead.put(None)
 
     reader = asyncio.create_task(read())
@@ -224,8 +227,21 @@ async def _next(ahead: asyncio.Queue[Columns | None], reader: asyncio.Task[None]
     return ahead.get_nowait() if not ahead.empty() else None
 
 
+def _can_refold(info: VersionInfo, stats: ReadStats) -> bool:
+    """Whether this build folds Chinese as the one that made the version did (ts-variant)."""
+    for aug in info.content.get("augmentations", []):
+        if aug["name"] == "ts-variant" and aug.get("table_sha256") != fold_table_sha256():
+            stats.notes.append(
+                "this tgingest folds Traditional Chinese with another table than the one that "
+                "made the version: its ts-variant rows cannot be rebuilt exactly and are left "
+                "out (counted as unavailable)"
+            )
+            return False
+    return True
+
+
 async def _columns(
-    conn: asyncpg.Connection, records: list[asyncpg.Record], stats: ReadStats
+    conn: asyncpg.Connection, records: list[asyncpg.Record], stats: ReadStats, refold: bool
 ) -> Columns:
     # Transposed in C; the per-row Python work is only for rows that need it (edited since
     # the version, gone, or augmented).
@@ -245,11 +261,15 @@ async def _columns(
             else:
                 texts[i] = None
     augmented = [i for i, v in enumerate(variant) if v == 1 and texts[i] is not None]
-    if augmented:
+    if augmented and not refold:
+        stale += augmented
+        for i in augmented:
+            texts[i] = None
+    elif augmented:
         for i, folded in zip(augmented, fold_chinese([texts[i] for i in augmented]), strict=True):
             texts[i] = folded
     cols = Columns(chat, msg, date, texts, split, labels, variant)  # type: ignore[arg-type]
-    gone = [i for i in stale if texts[i] is None]
+    gone = sorted({i for i in stale if texts[i] is None})
     if gone:
         stats.unavailable += len(gone)
         for i in gone[: 10 - len(stats.unavailable_examples)]:
