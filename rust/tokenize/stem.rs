@@ -80,14 +80,12 @@ thread_local! {
     /// rest of tokenizing; words repeat (a chat's vocabulary is Zipf-distributed), and a
     /// lookup costs a hash.
     static MEMO: RefCell<HashMap<Box<str>, Option<Box<str>>, Xxh3Builder>> =
-        RefCell::new(HashMap::with_hasher(Xxh3Builder::new()));
+        const { RefCell::new(HashMap::with_hasher(Xxh3Builder::new())) };
 }
 
 /// The marked stem the text side indexes beside `word`, when it differs from the word.
 pub fn indexed_stem(word: &str) -> Option<String> {
-    if script(word).is_none() {
-        return None;
-    }
+    script(word)?;
     MEMO.with(|memo| {
         let mut memo = memo.borrow_mut();
         if let Some(known) = memo.get(word) {
