@@ -107,6 +107,11 @@ async def test_rebuild_search_command_with_compact(settings, conn) -> None:
     await commit_raw(settings, _batch(TEXTS))
     await _first_form(conn)
     env = {**os.environ, "TGINGEST_DSN": settings.dsn, "TGINGEST_DATA_DIR": str(settings.data_dir)}
+    info = json.loads(run_cli(env, "db", "info", "--json").stdout)
+    assert info["search_rebuild_pending"] == [
+        await conn.fetchval("SELECT partition FROM search_rebuild")
+    ]
+    assert "rebuild-search" in run_cli(env, "db", "info").stdout
     out = json.loads(run_cli(env, "db", "rebuild-search", "--compact", "--json").stdout)
     # "a backup of the wiki" has no stem that differs: its tokens are the same, left alone.
     assert out["rows_read"] == len(TEXTS) and out["rows_rewritten"] == len(TEXTS) - 1
@@ -114,6 +119,7 @@ async def test_rebuild_search_command_with_compact(settings, conn) -> None:
     assert await _found(conn, "ноутбук") == {2, 6}
     again = run_cli(env, "db", "rebuild-search")
     assert "up to date" in again.stdout
+    assert json.loads(run_cli(env, "db", "info", "--json").stdout)["search_rebuild_pending"] == []
 
 
 async def test_migration_0012_lists_partitions_holding_rows(pg_dsn) -> None:

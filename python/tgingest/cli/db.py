@@ -93,6 +93,12 @@ async def cmd_db(args: argparse.Namespace, settings: Settings) -> int:
         console.print(table)
         for name, count in info["tables"].items():
             console.print(f"{name}: {count:,}")
+        if info["search_rebuild_pending"]:
+            console.print(
+                f"{len(info['search_rebuild_pending'])} partition(s) hold rows stored before "
+                "migration 0012: words in them are found, their other word forms only after "
+                "`tgingest db rebuild-search`"
+            )
         if info["default_partition_rows"]:
             console.print(
                 f"[bold red]ALERT[/]: {info['default_partition_rows']:,} rows in "

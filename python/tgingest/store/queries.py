@@ -266,6 +266,10 @@ async def db_info(conn: asyncpg.Connection) -> dict[str, Any]:
                 f'SELECT count(*) FROM "{p["name"].replace(chr(34), "")}"'
             )
     default_rows = await conn.fetchval("SELECT count(*) FROM messages_default")
+    # Partitions holding rows of the first search token form (migration 0012).
+    search_pending = await conn.fetch(
+        "SELECT partition FROM search_rebuild WHERE finished_at IS NULL ORDER BY partition"
+    )
     tables = {}
     for table in (
         "message_keys",
@@ -284,5 +288,6 @@ async def db_info(conn: asyncpg.Connection) -> dict[str, Any]:
         "migrations": [(r["version"], r["name"]) for r in migrations],
         "partitions": partitions,
         "default_partition_rows": default_rows,
+        "search_rebuild_pending": [r["partition"] for r in search_pending],
         "tables": tables,
     }
