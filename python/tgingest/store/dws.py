@@ -29,6 +29,8 @@ from typing import Any
 
 import asyncpg
 
+from tgingest.store import merge
+
 _EPOCH = dt.date(1970, 1, 1)
 
 # Apply (chat, day number, sender, d_messages, d_media) deltas, one row per key (the callers
@@ -85,66 +87,87 @@ def from_json(value: str | None) -> list[Delta]:
     return [tuple(int(x) for x in row) for row in json.loads(value)] if value else []
 
 
-# The merge path, for rows already stored: their contribution before the versions and the upsert
-# (sender, media, prior versions, deleted)...
+# The merge path, for rows already stored: their (sender, media, deleted) before the versions
+# and the upsert...
 BEFORE_DDL = """
 CREATE TEMP TABLE IF NOT EXISTS tg_dws_before (
     chat_id bigint, message_id bigint, date timestamptz, sender_id bigint, media boolean,
-    versions int, deleted boolean
+    deleted boolean
 ) ON COMMIT DELETE ROWS
 """
-_VERSIONS_OF = """(SELECT count(*) FROM message_versions v
-     WHERE v.chat_id = m.chat_id AND v.message_id = m.message_id)::int"""
-BEFORE_SQL = f"""
+BEFORE_SQL = """
 INSERT INTO tg_dws_before
-SELECT m.chat_id, m.message_id, m.date, m.sender_id, m.media_type IS NOT NULL, {_VERSIONS_OF},
+SELECT m.chat_id, m.message_id, m.date, m.sender_id, m.media_type IS NOT NULL,
        m.deleted_at IS NOT NULL
 FROM (SELECT DISTINCT chat_id, message_id, date FROM tg_staging) s
 JOIN messages m ON m.chat_id = s.chat_id AND m.message_id = s.message_id AND m.date = s.date
 """
-# ...and after them: the per-sender deltas (a stored row's old contribution leaves, its new one
-# joins; a row new to this batch brings its versions: its messages and media came with the keys),
-# and chat_daily_stats.media for rows whose media came or went (with a sender or not).
-_CHANGED = f"""
-WITH t AS (SELECT DISTINCT chat_id, message_id, date FROM tg_staging), a AS (
-    SELECT m.chat_id, (m.date AT TIME ZONE 'UTC')::date - DATE '1970-01-01' AS day,
-           b.message_id IS NOT NULL AS stored,
-           b.sender_id AS old_sender, b.media AS old_media, b.versions AS old_versions,
-           b.deleted AS old_deleted,
-           m.sender_id AS new_sender, m.media_type IS NOT NULL AS new_media,
-           {_VERSIONS_OF} AS new_versions, m.deleted_at IS NOT NULL AS new_deleted
-    FROM t
-    JOIN messages m ON m.chat_id = t.chat_id AND m.message_id = t.message_id AND m.date = t.date
+_VERSIONS_OF = """(SELECT count(*) FROM message_versions v
+     WHERE v.chat_id = m.chat_id AND v.message_id = m.message_id)::int"""
+# ...and the upsert itself, returning what it wrote, so the deltas need no second read of the
+# rows: per (chat, day, sender) (sender NULL included: its rows carry only the chat's media
+# change), a stored row whose sender changed moves its whole contribution (1 message, media,
+# every prior version, deleted) from the old sender to the new; one whose sender stayed adds its
+# media change and the versions this batch kept; a row new to the batch adds the versions kept
+# (its message and media came with its key); a stored row the upsert left alone adds the
+# versions kept (an older version arriving late). Prior versions are only counted for a row
+# whose sender changed (rare: a later source filling or renaming it).
+_UPSERT = f"""
+WITH up AS (
+    {merge.UPSERT_SQL.strip()}
+    RETURNING chat_id, message_id, date, sender_id, media_type IS NOT NULL AS media,
+              deleted_at IS NOT NULL AS deleted
+), kept AS (
+    SELECT * FROM unnest($1::bigint[], $2::bigint[], $3::int[]) AS k(chat_id, message_id, n)
+), a AS (
+    SELECT u.chat_id, u.message_id, u.date, b.message_id IS NOT NULL AS stored,
+           coalesce(k.n, 0) AS added, b.sender_id AS old_sender, b.media AS old_media,
+           b.deleted AS old_deleted, u.sender_id AS new_sender, u.media AS new_media,
+           u.deleted AS new_deleted
+    FROM up u
     LEFT JOIN tg_dws_before b
-           ON b.chat_id = t.chat_id AND b.message_id = t.message_id AND b.date = t.date
-), d AS (
-    SELECT * FROM a
-    WHERE (stored AND (old_sender, old_media, old_versions, old_deleted)
-                      IS DISTINCT FROM (new_sender, new_media, new_versions, new_deleted))
-       OR (NOT stored AND new_versions > 0)
-)
-SELECT chat_id, day, sender_id, sum(n)::int, sum(media)::int, sum(edits)::int,
-       sum(deletions)::int FROM (
-    SELECT chat_id, day, new_sender AS sender_id, stored::int AS n,
-           (stored AND new_media)::int AS media, new_versions AS edits,
-           new_deleted::int AS deletions
-    FROM d WHERE new_sender IS NOT NULL
+           ON b.chat_id = u.chat_id AND b.message_id = u.message_id AND b.date = u.date
+    LEFT JOIN kept k ON k.chat_id = u.chat_id AND k.message_id = u.message_id
     UNION ALL
-    SELECT chat_id, day, old_sender, -1, -(old_media::int), -old_versions, -(old_deleted::int)
-    FROM d WHERE stored AND old_sender IS NOT NULL
-) x
-GROUP BY 1, 2, 3
-HAVING sum(n) <> 0 OR sum(media) <> 0 OR sum(edits) <> 0 OR sum(deletions) <> 0
-ORDER BY 1, 2, 3
+    SELECT b.chat_id, b.message_id, b.date, true, k.n, b.sender_id, b.media, b.deleted,
+           b.sender_id, b.media, b.deleted
+    FROM kept k JOIN tg_dws_before b ON b.chat_id = k.chat_id AND b.message_id = k.message_id
+    WHERE NOT EXISTS (SELECT 1 FROM up u
+                      WHERE u.chat_id = k.chat_id AND u.message_id = k.message_id)
+), moved AS (
+    SELECT a.*, (SELECT count(*) FROM message_versions v
+                 WHERE v.chat_id = a.chat_id AND v.message_id = a.message_id)::int AS versions
+    FROM a WHERE stored AND old_sender IS DISTINCT FROM new_sender
+), deltas AS (
+    SELECT chat_id, (date AT TIME ZONE 'UTC')::date - DATE '1970-01-01' AS day, sender_id,
+           sum(n)::int AS n, sum(media)::int AS media, sum(edits)::int AS edits,
+           sum(deletions)::int AS deletions
+    FROM (
+        SELECT chat_id, date, new_sender AS sender_id, 0 AS n,
+               CASE WHEN stored THEN new_media::int - old_media::int ELSE 0 END AS media,
+               added AS edits, 0 AS deletions
+        FROM a
+        WHERE NOT (stored AND old_sender IS DISTINCT FROM new_sender)
+          AND (added > 0 OR (stored AND old_media <> new_media))
+        UNION ALL
+        SELECT chat_id, date, new_sender, 1, new_media::int, versions, new_deleted::int FROM moved
+        UNION ALL
+        SELECT chat_id, date, old_sender, -1, -(old_media::int), -(versions - added),
+               -(old_deleted::int)
+        FROM moved
+    ) x
+    GROUP BY 1, 2, 3
+    HAVING sum(n) <> 0 OR sum(media) <> 0 OR sum(edits) <> 0 OR sum(deletions) <> 0
+)
+SELECT (SELECT count(*) FROM up) AS written,
+       (SELECT jsonb_agg(jsonb_build_array(chat_id, day, sender_id, n, media, edits, deletions))
+        FROM deltas) AS deltas
 """
+# The chat's media change, from the same rows (new rows' media came with their keys).
 _MEDIA_SQL = """
 INSERT INTO chat_daily_stats AS d (chat_id, day, media)
-SELECT b.chat_id, (b.date AT TIME ZONE 'UTC')::date,
-       sum((m.media_type IS NOT NULL)::int - b.media::int)
-FROM tg_dws_before b
-JOIN messages m ON m.chat_id = b.chat_id AND m.message_id = b.message_id AND m.date = b.date
-WHERE b.media <> (m.media_type IS NOT NULL)
-GROUP BY 1, 2 ORDER BY 1, 2
+SELECT chat_id, DATE '1970-01-01' + dayn, media
+FROM unnest($1::bigint[], $2::int[], $3::int[]) AS t(chat_id, dayn, media) ORDER BY 1, 2
 ON CONFLICT (chat_id, day) DO UPDATE SET media = d.media + excluded.media
 """
 
@@ -156,11 +179,25 @@ async def before_upsert(conn: asyncpg.Connection) -> None:
     await conn.execute(BEFORE_SQL)
 
 
-async def after_upsert(conn: asyncpg.Connection) -> None:
-    """Apply what the upsert changed in the remembered rows."""
-    changed = [tuple(r) for r in await conn.fetch(_CHANGED)]
-    await add(conn, changed)  # type: ignore[arg-type]
-    await conn.execute(_MEDIA_SQL)
+async def upsert(conn: asyncpg.Connection, kept: Sequence[Any]) -> int:
+    """Run merge.UPSERT_SQL and apply what it and the versions kept (`kept`: (chat_id,
+    message_id, n) per message, as merge.VERSIONS_SQL returns them) changed; returns the rows
+    written (inserted or changed), as the upsert's command status would."""
+    row = await conn.fetchrow(
+        _UPSERT, [r[0] for r in kept], [r[1] for r in kept], [r[2] for r in kept]
+    )
+    deltas = [
+        tuple(int(x) if x is not None else None for x in d) for d in json.loads(row[1] or "[]")
+    ]
+    await add(conn, sorted(d for d in deltas if d[2] is not None))  # type: ignore[type-var]
+    media: dict[tuple[int, int], int] = {}
+    for d in deltas:
+        if d[4]:
+            media[(d[0], d[1])] = media.get((d[0], d[1]), 0) + d[4]  # type: ignore[index]
+    changed = sorted((c, day, n) for (c, day), n in media.items() if n)
+    if changed:
+        await conn.execute(_MEDIA_SQL, *(list(col) for col in zip(*changed, strict=True)))
+    return int(row[0])
 
 
 # ---- recomputation from the rows (repair, tests, quality checks) ------------------------------

@@ -160,13 +160,16 @@ WITH touched AS (
     FROM ordered WHERE rank > 1
     ON CONFLICT DO NOTHING
     RETURNING chat_id, message_id
+), daily AS (
+    -- DWS: each version kept is an edit, counted on the day of its message.
+    INSERT INTO chat_daily_stats AS d (chat_id, day, edits)
+    SELECT k.chat_id, (k.date AT TIME ZONE 'UTC')::date, count(*)
+    FROM kept JOIN message_keys k USING (chat_id, message_id)
+    GROUP BY 1, 2 ORDER BY 1, 2
+    ON CONFLICT (chat_id, day) DO UPDATE SET edits = d.edits + excluded.edits
 )
--- DWS: each version kept is an edit, counted on the day of its message.
-INSERT INTO chat_daily_stats AS d (chat_id, day, edits)
-SELECT k.chat_id, (k.date AT TIME ZONE 'UTC')::date, count(*)
-FROM kept JOIN message_keys k USING (chat_id, message_id)
-GROUP BY 1, 2 ORDER BY 1, 2
-ON CONFLICT (chat_id, day) DO UPDATE SET edits = d.edits + excluded.edits
+-- The versions kept per message, for the per-sender aggregates (store/dws.py upsert).
+SELECT chat_id, message_id, count(*)::int AS n FROM kept GROUP BY 1, 2
 """
 
 

@@ -225,9 +225,8 @@ async def _merge(
     # Some rows exist in another version: keep the history of edits, then merge (the daily
     # aggregates follow what the merge changed in stored rows: store/dws.py).
     await dws.before_upsert(conn)
-    await conn.execute(merge.VERSIONS_SQL, batch_id)
-    written_or_changed = side_tables.affected(await conn.execute(merge.UPSERT_SQL))
-    await dws.after_upsert(conn)
+    kept = await conn.fetch(merge.VERSIONS_SQL, batch_id)
+    written_or_changed = await dws.upsert(conn, kept)
     return new, written_or_changed - new, conflicts
 
 
