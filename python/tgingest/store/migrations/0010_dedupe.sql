@@ -41,10 +41,13 @@ CREATE TABLE reposts (
 );
 CREATE INDEX reposts_of ON reposts (chat_id, repost_of);
 
--- Finding a digest's other messages in one chat. Partial: empty and media-only texts all share
--- the digest of '' and never count as reposts, so they need no entry (a third of a channel's
--- rows or more). The literal is XXH3-128('') and must match tgingest.dedupe.reposts.EMPTY.
-CREATE INDEX messages_content ON messages (chat_id, content_hash)
+-- Finding a digest's other messages in one chat within a date range. The date is in the key so
+-- that a lookup bounded by dates still prefers this index to the (chat_id, date) key (which
+-- would read a busy chat's whole week to answer a handful of digests). Partial: empty and
+-- media-only texts all share the digest of '' and never count as reposts, so they need no entry
+-- (a third of a channel's rows or more). The literal is XXH3-128('') and must match
+-- tgingest.dedupe.reposts.EMPTY.
+CREATE INDEX messages_content ON messages (chat_id, content_hash, date)
     WHERE content_hash <> '\x99aa06d3014798d86001c324468d497f'::bytea;
 
 -- ---- Near-duplicate runs ----------------------------------------------------------------------
