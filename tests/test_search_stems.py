@@ -138,3 +138,12 @@ async def test_migration_0012_lists_partitions_holding_rows(pg_dsn) -> None:
         assert [r["partition"] for r in listed] == ["messages_y2024m05"]
     finally:
         await conn.close()
+
+
+def test_highlight_marks_prefix_and_stem_matches() -> None:
+    from tgingest.highlight import highlight
+
+    assert highlight("PostgreSQL and Postgres", "postgres*") == "[PostgreSQL] and [Postgres]"
+    assert highlight("Купили ноутбуки", "ноутбук") == "Купили [ноутбуки]"
+    assert highlight("nightly backups", '"backup"') == "nightly backups"
+    assert highlight("我们明天讨论数据库", "论") == "我们明天讨[论]数据库"
