@@ -63,6 +63,17 @@ async def test_full_and_incremental_restore_then_imports_resume(
     assert full["kind"] == "full" and full["parent"] is None and full["media_files"] > 0
 
     await import_export(settings, world.files[1])
+    # A media row that message_media references changes after the full (a later source knows
+    # more about it): the incremental must replace it in place, under its references.
+    conn = await asyncpg.connect(settings.dsn)
+    try:
+        changed = await conn.execute(
+            """UPDATE media SET mime_type = 'image/x-later'
+               WHERE sha256 IN (SELECT sha256 FROM message_media LIMIT 1)"""
+        )
+        assert changed == "UPDATE 1"
+    finally:
+        await conn.close()
     gone = sorted(k for k in world.messages if k[1] in (3, 4))[:2]
     await commit_sources(
         settings,
@@ -99,7 +110,9 @@ async def test_full_and_incremental_restore_then_imports_resume(
             run_cli(renv, "restore", incr["id"], "--target-dsn", target, "--json").stdout
         )
         assert restored["chain"] == [full["id"], incr["id"]]
-        assert restored["media_copied"] == full["media_files"] + incr["media_files"]
+        # Every file once: the changed media row is listed by both backups, copied once.
+        assert restored["media_copied"] == at_incremental["media"][0]
+        assert full["media_files"] + incr["media_files"] == at_incremental["media"][0] + 1
         # Exactly the warehouse as the incremental saw it, read positions included; the audit
         # log holds the backed-up rows and one more: the restore itself.
         state = await _state(target)

@@ -43,6 +43,9 @@ class TableSpec:
     key: tuple[str, ...] = ()
     # Key columns that may be NULL (compared with IS NOT DISTINCT FROM).
     nullable_key: bool = False
+    # Rows never change once written (a trigger refuses UPDATE and DELETE): a delta adds the
+    # rows the target lacks instead of replacing rows by key.
+    append_only: bool = False
 
 
 # In load order: referenced tables before the tables that reference them.
@@ -70,8 +73,10 @@ CATALOG: tuple[TableSpec, ...] = (
     TableSpec("chat_daily_stats", DELTA, ("chat_id", "day")),
     TableSpec("recovery_markers", DELTA, ("marker_id",)),
     # Warehouse layers and the audit log (migration 0008). audit_log is append-only: never a
-    # snapshot (a snapshot's restore truncates, which its trigger refuses).
-    TableSpec("audit_log", DELTA, ("audit_id",)),
+    # snapshot (a snapshot's restore truncates, which its trigger refuses), and its deltas only
+    # add rows (an incremental repeats rows the previous backup has: replacing them would be a
+    # DELETE, which the trigger refuses too).
+    TableSpec("audit_log", DELTA, ("audit_id",), append_only=True),
     TableSpec("chat_daily_senders", DELTA, ("chat_id", "day", "sender_id")),
     TableSpec("user_daily_stats", DELTA, ("user_id", "day")),
     # Labels and datasets (migration 0011): versions are append-only; a label row is updated

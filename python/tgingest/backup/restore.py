@@ -5,12 +5,12 @@ For each backup of the chain, oldest first: the schema is brought to that backup
 manifest (a month archived since is dropped, a re-created one replaced), snapshot tables are
 replaced whole, and delta files are loaded: by plain COPY while a relation is empty, else as
 upserts on the table's key through a temporary table. Two connections load in parallel, largest
-files first, tables with foreign keys after the tables they reference. The search index is
-dropped for the load; each partition's is built right after its last rows arrive, by the worker
-that loaded them while the other still loads (then the parent index attaches them). The schema
-is upgraded to this tgingest's version, sequences are set, and the row counts are checked
-against the last manifest; `backup verify` adds the content checksums. Statistics are left to
-autovacuum, as pg_restore does (`ANALYZE` here would add a third to the restore).
+files first, each table after every table it references (however long the chain). The search
+index is dropped for the load; each partition's is built right after its last rows arrive, by
+the worker that loaded them while the other still loads (then the parent index attaches
+them). The schema is upgraded to this tgingest's version, sequences are set, and the row counts
+are checked against the last manifest; `backup verify` adds the content checksums. Statistics
+are left to autovacuum, as pg_restore does (`ANALYZE` here would add a third to the restore).
 
 Nothing here decides what "empty" means loosely: a target with any table that is not an empty
 tgingest schema is refused unless `overwrite`, which drops the warehouse's own tables only.
@@ -164,16 +164,19 @@ async def _apply(
         for entry in manifest.files:
             if entry.mode == catalog.SNAPSHOT:
                 await conn.execute(f"TRUNCATE {checked(entry.relation)}")
-        referencing = {
-            r["relname"]
-            for r in await conn.fetch(
-                """SELECT DISTINCT c.relname FROM pg_constraint k JOIN pg_class c
-                   ON c.oid = k.conrelid WHERE k.contype = 'f'"""
+        levels = _reference_levels(
+            await conn.fetch(
+                """SELECT DISTINCT c.relname AS child, p.relname AS parent
+                   FROM pg_constraint k JOIN pg_class c ON c.oid = k.conrelid
+                   JOIN pg_class p ON p.oid = k.confrelid
+                   WHERE k.contype = 'f' AND k.conrelid <> k.confrelid"""
             )
-        }
+        )
     entries = sorted(manifest.files, key=lambda f: -f.bytes)
-    for phase in (False, True):
-        queue = [e for e in entries if (e.relation in referencing) == phase]
+    # A table loads after every table it references (however long the chain), tables of one
+    # level in parallel: the foreign keys hold at every commit.
+    for level in sorted({levels.get(e.relation, 0) for e in entries}):
+        queue = [e for e in entries if levels.get(e.relation, 0) == level]
 
         async def worker(queue: list[FileEntry] = queue) -> None:
             async with connection(pool) as conn:
@@ -192,6 +195,26 @@ async def _apply(
                         progress(entry.relation, entry.bytes)
 
         await run_all(*(worker() for _ in range(WORKERS)))
+
+
+def _reference_levels(edges: list[asyncpg.Record]) -> dict[str, int]:
+    """Each referencing table's load level: one more than the deepest table it references;
+    tables that reference nothing are level 0 (absent from the result). An edge that would close
+    a cycle of references (no migration makes one) is ignored."""
+    parents: dict[str, set[str]] = {}
+    for r in edges:
+        parents.setdefault(r["child"], set()).add(r["parent"])
+    levels: dict[str, int] = {}
+
+    def level(name: str, path: frozenset[str]) -> int:
+        if name not in levels:
+            above = [p for p in parents.get(name, ()) if p not in path]
+            levels[name] = max((1 + level(p, path | {name}) for p in above), default=0)
+        return levels[name]
+
+    for child in parents:
+        level(child, frozenset())
+    return levels
 
 
 async def _match_partitions(
@@ -257,8 +280,20 @@ async def _load(conn: asyncpg.Connection, path: Path, entry: FileEntry, *, plain
         await conn.copy_to_table(
             staging, source=files.read_chunks(path), columns=names, format="binary"
         )
-        await conn.execute(f"DELETE FROM {relation} t USING {staging} s WHERE {match}")
-        await conn.execute(f"INSERT INTO {relation} ({cols}) SELECT {cols} FROM {staging}")
+        if spec is None or not spec.append_only:
+            # Rows the target has take the backup's values in place: an UPDATE that keeps the
+            # key never trips a foreign key that points at the row (DELETE + INSERT would, for
+            # a media row that message_media references).
+            values = [n for n in names if n not in key]
+            if values:
+                assign = ", ".join(f"{n} = s.{n}" for n in values)
+                await conn.execute(
+                    f"UPDATE {relation} t SET {assign} FROM {staging} s WHERE {match}"
+                )
+        await conn.execute(
+            f"""INSERT INTO {relation} ({cols}) SELECT {cols} FROM {staging} s
+                WHERE NOT EXISTS (SELECT 1 FROM {relation} t WHERE {match})"""
+        )
 
 
 async def _index_partition(conn: asyncpg.Connection, partition: str) -> None:

@@ -3,10 +3,9 @@
 -- Everything here is append-only: a label set version and a dataset version never change once
 -- committed, so a version named in a paper or a training run can always be read back exactly.
 -- No foreign key points at `messages`: a month archived out of PostgreSQL must not take the
--- labels and dataset memberships of its messages with it. Foreign keys go one level deep only
--- (labels and the access log name their version without one): a restore loads the tables that
--- reference others after all the rest, in parallel, so a chain of references could load out of
--- order. The code writes each version with its rows in one transaction.
+-- labels and dataset memberships of its messages with it. A restore loads each table after
+-- every table it references, so chains of foreign keys (labels -> label set versions -> label
+-- sets) restore in order. The code writes each version with its rows in one transaction.
 
 CREATE TABLE label_sets (
     set_id     bigserial PRIMARY KEY,
@@ -46,7 +45,8 @@ CREATE TABLE labels (
     to_version   integer,
     label        text NOT NULL,
     confidence   real,
-    PRIMARY KEY (set_id, chat_id, message_id, annotator, from_version)
+    PRIMARY KEY (set_id, chat_id, message_id, annotator, from_version),
+    FOREIGN KEY (set_id, from_version) REFERENCES label_set_versions (set_id, version)
 );
 CREATE INDEX labels_current ON labels (set_id, chat_id, message_id) WHERE to_version IS NULL;
 
@@ -91,7 +91,7 @@ CREATE TABLE dataset_rows (
 -- The usage monitor: who read which version, when, how.
 CREATE TABLE dataset_access_log (
     access_id   bigserial PRIMARY KEY,
-    version_id  bigint NOT NULL,
+    version_id  bigint NOT NULL REFERENCES dataset_versions (version_id),
     accessed_at timestamptz NOT NULL DEFAULT now(),
     actor       text NOT NULL,                -- OS user (and the database role)
     client      text NOT NULL,                -- "export", "python", ...
