@@ -147,3 +147,46 @@ def test_highlight_marks_prefix_and_stem_matches() -> None:
     assert highlight("Купили ноутбуки", "ноутбук") == "Купили [ноутбуки]"
     assert highlight("nightly backups", '"backup"') == "nightly backups"
     assert highlight("我们明天讨论数据库", "论") == "我们明天讨[论]数据库"
+
+
+async def test_rebuild_between_edits_ends_with_every_rows_own_tokens(settings, conn) -> None:
+    """Edits committed between the rebuild's batches, to rows it has done and rows it has not:
+    every row ends with the tokens of its own current text, nothing lost or doubled."""
+    texts = [f"message {i} ноутбуки backups" for i in range(40)]
+    await commit_raw(settings, _batch(texts))
+    await _first_form(conn)
+    base = int(dt.datetime(2024, 5, 1, tzinfo=dt.UTC).timestamp())
+
+    class Step(Exception):
+        pass
+
+    def one_batch(part: str, rows: int) -> None:
+        raise Step(part)
+
+    edited, positions = [], []
+    while True:
+        try:
+            await search_rebuild.rebuild(conn, batch=3, progress=one_batch)
+            break
+        except Step:
+            positions.append(await conn.fetchval("SELECT rows_done FROM search_rebuild"))
+            k = (len(positions) * 7) % 40  # ahead of the rebuild, then behind it
+            batch = RawBatch.from_columns(
+                chat_id=[CHAT],
+                message_id=[k + 1],
+                date=[base + 60 * k],
+                text=[f"edited {k} встречи running"],
+                edit_date=[base + 100_000 + len(positions)],
+            )
+            await commit_raw(settings, batch)
+            edited.append(k + 1)
+    # One batch per call: the committed position advanced 3 rows at a time, edits in between.
+    assert positions == [*range(3, 40, 3), 40]
+    rows = await conn.fetch(
+        "SELECT text, service_text, search::text AS s FROM messages ORDER BY message_id"
+    )
+    assert len(rows) == 40
+    fresh = search_vector_texts([r["text"] for r in rows], [r["service_text"] for r in rows])
+    want = [await conn.fetchval("SELECT $1::tsvector::text", f) for f in fresh]
+    assert [r["s"] for r in rows] == want
+    assert await _found(conn, "встреча") == set(edited)
