@@ -130,6 +130,16 @@ async def test_each_damage_is_found_exactly_then_repaired_and_audited(
         CHAT,
         broken_day,
     )
+    # A user-day whose edit count drifted (only the per-user table is wrong).
+    user_day = await conn.fetchrow(
+        "SELECT user_id, day FROM user_daily_stats ORDER BY 1, 2 LIMIT 1"
+    )
+    await conn.execute(
+        "UPDATE user_daily_stats SET edits = edits + 3 WHERE user_id = $1 AND day = $2",
+        user_day["user_id"],
+        user_day["day"],
+    )
+    user_days_before = await conn.fetchval("SELECT count(*) FROM user_daily_stats")
     info = await conn.fetch(
         """SELECT message_id, (date AT TIME ZONE 'UTC')::date AS day, sender_id FROM messages
            WHERE chat_id = $1 AND message_id IN (20, 40, 60, 500)""",
@@ -179,7 +189,7 @@ async def test_each_damage_is_found_exactly_then_repaired_and_audited(
         ("orphan_rows", "error"): 1,
         ("two_partitions", "error"): 1,
         ("orphan_links", "warning"): 1,
-        ("daily_stats", "warning"): len(chat_days) + len(sender_days),
+        ("daily_stats", "warning"): len(chat_days) + len(sender_days) + 1,  # + the user-day
         ("content_hash", "error"): 2,
     }
     assert by[("gaps", "warning")].examples == [
@@ -228,6 +238,8 @@ async def test_each_damage_is_found_exactly_then_repaired_and_audited(
     assert {(f.check, f.severity) for f in after.findings if f.severity != "info"} == set()
     # The layer's own recomputation agrees: the aggregates are right again.
     assert await dws.drift(conn, CHAT) == [] and await dws.user_drift(conn) == []
+    # Aggregate rows are corrected in place, never deleted (backups carry them as deltas).
+    assert await conn.fetchval("SELECT count(*) FROM user_daily_stats") >= user_days_before
     queued = {f.check for f in after.findings if f.severity == "info"}
     assert {"gaps", "missing_media"} <= queued
     requests = await conn.fetch("SELECT chat_id, lo, hi, reason FROM refetch_requests ORDER BY lo")

@@ -1,6 +1,6 @@
 """Daily aggregates against the rows they count (the DWS layer of migration 0008):
 `chat_daily_stats` (messages, media, senders, edits, deletions per chat and UTC day),
-`chat_daily_senders` (messages and media per chat, day and sender) and `user_daily_stats`
+`chat_daily_senders` (messages, media, edits and deletions per chat, day and sender) and `user_daily_stats`
 (per user and day, summed from the per-sender rows).
 
 The rule is store/dws.py's, the layer's own recomputation (`dws.drift` per chat), written here
@@ -79,16 +79,21 @@ ORDER BY 1, 2, 3, 4
 USER_DAYS_SQL = """
 WITH e AS (
     SELECT sender_id AS user_id, day, sum(messages)::int AS messages, sum(media)::int AS media,
+           sum(edits)::int AS edits, sum(deletions)::int AS deletions,
            count(*) FILTER (WHERE messages > 0)::int AS chats
     FROM chat_daily_senders GROUP BY 1, 2
 )
 SELECT user_id, day,
        coalesce(e.messages, 0) AS want_messages, coalesce(u.messages, 0) AS have_messages,
        coalesce(e.media, 0) AS want_media, coalesce(u.media, 0) AS have_media,
+       coalesce(e.edits, 0) AS want_edits, coalesce(u.edits, 0) AS have_edits,
+       coalesce(e.deletions, 0) AS want_deletions, coalesce(u.deletions, 0) AS have_deletions,
        coalesce(e.chats, 0) AS want_chats, coalesce(u.chats, 0) AS have_chats
 FROM e FULL JOIN user_daily_stats u USING (user_id, day)
-WHERE (coalesce(u.messages, 0), coalesce(u.media, 0), coalesce(u.chats, 0))
-      IS DISTINCT FROM (coalesce(e.messages, 0), coalesce(e.media, 0), coalesce(e.chats, 0))
+WHERE (coalesce(u.messages, 0), coalesce(u.media, 0), coalesce(u.edits, 0),
+       coalesce(u.deletions, 0), coalesce(u.chats, 0))
+      IS DISTINCT FROM (coalesce(e.messages, 0), coalesce(e.media, 0), coalesce(e.edits, 0),
+                        coalesce(e.deletions, 0), coalesce(e.chats, 0))
 ORDER BY 1, 2
 """
 

@@ -71,21 +71,22 @@ async def daily_stats(ctx: Context, options: Options, plan: Plan) -> None:
     plan.chats |= set(chats)
 
 
-# user_daily_stats rows set from their source (the per-sender rows), deleted when it has none.
+# user_daily_stats rows set from their source (the per-sender rows). A user-day whose source
+# is gone is zeroed, not deleted: as in dws.recompute, aggregate rows are kept, because backups
+# carry these tables as deltas and a deletion would not reach an incremental's restore.
 USERS_FROM_SENDERS_SQL = """
 WITH t AS (SELECT * FROM unnest($1::bigint[], $2::date[]) AS t(user_id, day)),
 e AS (
     SELECT t.user_id, t.day, coalesce(sum(s.messages), 0)::int AS messages,
-           coalesce(sum(s.media), 0)::int AS media,
+           coalesce(sum(s.media), 0)::int AS media, coalesce(sum(s.edits), 0)::int AS edits,
+           coalesce(sum(s.deletions), 0)::int AS deletions,
            (count(*) FILTER (WHERE s.messages > 0))::int AS chats
     FROM t LEFT JOIN chat_daily_senders s ON s.sender_id = t.user_id AND s.day = t.day
     GROUP BY 1, 2
-), gone AS (
-    DELETE FROM user_daily_stats u USING e
-    WHERE u.user_id = e.user_id AND u.day = e.day AND e.messages = 0 AND e.media = 0
 )
-INSERT INTO user_daily_stats AS u (user_id, day, messages, media, chats)
-SELECT * FROM e WHERE messages <> 0 OR media <> 0 ORDER BY 1, 2
+INSERT INTO user_daily_stats AS u (user_id, day, messages, media, edits, deletions, chats)
+SELECT * FROM e ORDER BY 1, 2
 ON CONFLICT (user_id, day) DO UPDATE SET
-    messages = excluded.messages, media = excluded.media, chats = excluded.chats
+    messages = excluded.messages, media = excluded.media, edits = excluded.edits,
+    deletions = excluded.deletions, chats = excluded.chats
 """
