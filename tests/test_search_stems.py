@@ -190,3 +190,45 @@ async def test_rebuild_between_edits_ends_with_every_rows_own_tokens(settings, c
     want = [await conn.fetchval("SELECT $1::tsvector::text", f) for f in fresh]
     assert [r["s"] for r in rows] == want
     assert await _found(conn, "встреча") == set(edited)
+
+
+async def test_rebuild_never_writes_tokens_of_a_version_replaced_under_it(settings, conn) -> None:
+    """A row rewritten after the rebuild read it (here: locked by an uncommitted edit when the
+    rebuild's UPDATE reaches it, committed while it waits) keeps the edit's tokens."""
+    import asyncio
+
+    import asyncpg
+
+    await commit_raw(settings, _batch(TEXTS))
+    await _first_form(conn)
+    new_text = "edited: встречи перенесли"
+    (fresh,) = search_vector_texts([new_text], [None])
+    editor = await asyncpg.connect(settings.dsn)
+    rebuilder = await asyncpg.connect(settings.dsn)
+    try:
+        edit = editor.transaction()
+        await edit.start()
+        await editor.execute(
+            "UPDATE messages SET text = $1, search = $2::tsvector WHERE message_id = 1",
+            new_text,
+            fresh,
+        )
+        task = asyncio.create_task(search_rebuild.rebuild(rebuilder, batch=100))
+        pid = rebuilder.get_server_pid()
+        for _ in range(500):  # until the rebuild's UPDATE waits for the edit's row lock
+            waiting = await conn.fetchval(
+                "SELECT wait_event_type = 'Lock' FROM pg_stat_activity WHERE pid = $1", pid
+            )
+            if waiting or task.done():
+                break
+            await asyncio.sleep(0.01)
+        assert waiting, "the rebuild never reached the locked row"
+        await edit.commit()
+        report = await task
+    finally:
+        await editor.close()
+        await rebuilder.close()
+    assert report.rows_read == len(TEXTS)
+    stored = await conn.fetchval("SELECT search::text FROM messages WHERE message_id = 1")
+    assert stored == await conn.fetchval("SELECT $1::tsvector::text", fresh)
+    assert await _found(conn, "встреча") == {1}
