@@ -31,10 +31,10 @@ use crate::normalize::{normalize, url_at, BmpSet};
 mod highlight;
 #[path = "tokenize/query.rs"]
 mod query;
-#[path = "tokenize/tsvector.rs"]
-mod tsvector;
 #[path = "tokenize/stem.rs"]
 mod stem;
+#[path = "tokenize/tsvector.rs"]
+mod tsvector;
 #[path = "tokenize/words.rs"]
 mod words;
 pub use highlight::highlight_spans;
@@ -524,7 +524,7 @@ mod tests {
         assert_eq!(
             search_tokens("ab 天安门 猫"),
             [("ab", 1), ("天安", 2), ("安门", 3), ("门", 4), ("猫", 5)]
-            .map(|(l, p)| (l.to_owned(), p))
+                .map(|(l, p)| (l.to_owned(), p))
         );
         let t = search_tokens("#Tag $Btc $100 @Name a#b x@y.io #中文");
         let lexemes: Vec<&str> = t.iter().map(|(l, _)| l.as_str()).collect();

@@ -149,7 +149,11 @@ pub(super) fn item_terms(text: &str, exact: bool) -> Vec<Term> {
                 },
                 lexeme: lexeme.into_owned(),
                 pos,
-                prefix: if cjk_char { Prefix::CjkChar } else { Prefix::No },
+                prefix: if cjk_char {
+                    Prefix::CjkChar
+                } else {
+                    Prefix::No
+                },
             });
         }
         _ => {}
@@ -456,7 +460,10 @@ mod tests {
         assert!(matches("backup", text) && matches("finishing", text));
         assert!(matches("ноутбук", text) && matches("ноутбуками", text));
         assert!(matches("\"backups finished\"", text));
-        assert!(!matches("\"backup finished\"", text), "quoted phrases are exact");
+        assert!(
+            !matches("\"backup finished\"", text),
+            "quoted phrases are exact"
+        );
         assert!(matches("backup finish", text) && !matches("backup -finishes", text));
         // One CJK character is a prefix of the bigram starting there (or the run's last).
         assert!(matches("天", text) && matches("安", text) && matches("门", text));

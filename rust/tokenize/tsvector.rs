@@ -94,7 +94,14 @@ impl TsVectorBuilder {
         reset_table(table, form.len() / 4);
         scan(form, false, &mut 1, &mut |lexeme, pos, role| {
             if lexeme.len() <= MAX_LEXEME_BYTES {
-                let id = intern(&lexeme, role.indexed(), role.classic(), table, entries, arena);
+                let id = intern(
+                    &lexeme,
+                    role.indexed(),
+                    role.classic(),
+                    table,
+                    entries,
+                    arena,
+                );
                 if role.indexed() {
                     hits.push((id, pos));
                 }
