@@ -311,6 +311,13 @@ async def user_drift(conn: asyncpg.Connection) -> list[dict[str, Any]]:
 async def recompute(conn: asyncpg.Connection, chat_id: int) -> int:
     """Rebuild one chat's aggregates from its hot rows (and the users it touches); returns the
     number of values corrected. Run in a transaction; audited by the caller (a repair)."""
+    # Batches add to these tables (+n) while this writes absolute counts: writers wait until
+    # the caller commits, so a batch's rows are either counted here or added after (the lock
+    # is held to the end of the transaction; taking it again in one is free).
+    await conn.execute(
+        "LOCK TABLE chat_daily_stats, chat_daily_senders, user_daily_stats "
+        "IN SHARE ROW EXCLUSIVE MODE"
+    )
     fixes = await drift(conn, chat_id)
     if not fixes:
         return 0
