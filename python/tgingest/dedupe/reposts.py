@@ -74,7 +74,10 @@ _RANGE_PART = """
 SELECT content_hash, message_id, date FROM {part}
 WHERE chat_id = $1 AND date >= $2 AND date <= $3
   AND content_hash <> '\\x99aa06d3014798d86001c324468d497f'::bytea AND kind = 'message'"""
-_MANY = 64
+_STORED_SQL = """
+SELECT coalesce(sum(messages), 0) FROM chat_daily_stats
+WHERE chat_id = $1 AND day >= $2 AND day <= $3
+"""
 
 
 async def _lookup(
@@ -99,10 +102,15 @@ async def _lookup(
         parts.append(name)
     if not parts:
         return []
-    if len(digests) > _MANY and lo is not None and hi is not None:
-        # An import batch: thousands of digests in a few days. Reading those days by the
-        # (chat_id, date) key and keeping the digests asked for here costs less than thousands
-        # of lookups.
+    if lo is not None and hi is not None and len(digests) > 64:
+        stored = await conn.fetchval(_STORED_SQL, chat_id, lo.date(), hi.date())
+    else:
+        stored = None
+    if stored is not None and stored < 4 * len(digests):
+        # An import batch: thousands of digests, and fewer stored rows in those days than
+        # lookups would cost (chat_daily_stats says how many, kept in the same transactions).
+        # Reading those days by the (chat_id, date) key and keeping the digests asked for here
+        # costs less. A live batch in a busy chat is the other way round.
         union = " UNION ALL ".join(_RANGE_PART.format(part=p) for p in sorted(parts))
         wanted = set(digests)
         rows = await conn.fetch(f"SELECT * FROM ({union}) u", chat_id, lo, hi)
