@@ -415,7 +415,11 @@ impl BatchResult {
             .filter(|(m, r)| {
                 r.rejected.is_none()
                     && m.kind == MessageKind::Message
-                    && m.text.chars().filter(|c| !c.is_whitespace()).take(min_chars).count()
+                    && m.text
+                        .chars()
+                        .filter(|c| !c.is_whitespace())
+                        .take(min_chars)
+                        .count()
                         >= min_chars
             })
             .map(|(m, r)| (m.chat_id, m.message_id, m.date, PyBytes::new(py, &r.digest)))
