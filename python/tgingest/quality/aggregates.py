@@ -1,7 +1,7 @@
 """Daily aggregates against the rows they count (the DWS layer of migration 0008):
 `chat_daily_stats` (messages, media, senders, edits, deletions per chat and UTC day),
-`chat_daily_senders` (messages, media, edits and deletions per chat, day and sender) and `user_daily_stats`
-(per user and day, summed from the per-sender rows).
+`chat_daily_senders` (messages, media, edits and deletions per chat, day and sender) and
+`user_daily_stats` (per user and day, summed from the per-sender rows).
 
 The rule is store/dws.py's, the layer's own recomputation (`dws.drift` per chat), written here
 as whole-warehouse statements so the check stays one pass however many chats there are: a
