@@ -440,3 +440,49 @@ async def test_a_recomputation_never_loses_a_batch_committing_beside_it(settings
     assert await conn.fetchval(
         "SELECT messages FROM chat_daily_stats WHERE chat_id = $1 AND day = $2", chat, day
     ) == await conn.fetchval("SELECT count(*) FROM messages WHERE chat_id = $1", chat)
+
+
+async def test_a_lost_row_comes_back_as_the_version_the_warehouse_held(settings: Settings) -> None:
+    """The ODS also keeps records the warehouse refused (a conflicting copy with the same edit
+    date) and records of older edits: re-deriving a lost row takes only the version its key
+    names, else asks Telegram again; never the newest record blindly."""
+    t0 = int(time.time()) - 3 * DAY
+    chat = -1001700000123
+    await commit_sources(settings, raw(chat, [1, 2, 3], [t0, t0 + 1, t0 + 2], "original"))
+    # A later source with the same message ids and edit dates but other text: quarantined as
+    # conflicts, yet its records are in the ODS, newer than the originals.
+    await commit_sources(settings, raw(chat, [1, 2], [t0, t0 + 1], "conflicting"))
+    # A record of message 3 in an older version only (an edit the warehouse holds is newer).
+    edited = raw(chat, [3], [t0 + 2], "edited")
+    edited.batch = RawBatch.from_columns(
+        chat_id=[chat],
+        message_id=[3],
+        date=[t0 + 2],
+        text=["edited 3"],
+        sender_id=[7],
+        edit_date=[t0 + 100],
+    )
+    await commit_sources(settings, edited)
+    conn = await asyncpg.connect(settings.dsn)
+    try:
+        assert await conn.fetchval("SELECT count(*) FROM quarantine WHERE chat_id = $1", chat) == 2
+        await conn.execute(
+            "DELETE FROM ods_batches WHERE batch_id = (SELECT batch_id FROM messages"
+            " WHERE chat_id = $1 AND message_id = 3)",
+            chat,
+        )
+        await conn.execute("DELETE FROM messages WHERE chat_id = $1 AND message_id IN (1, 3)", chat)
+        done = await repairs(conn, settings, ["orphan_keys"])
+        assert done["orphan_keys"].repaired == 1 and done["orphan_keys"].queued == 1
+        texts = dict(
+            await conn.fetch(
+                "SELECT message_id, text FROM messages WHERE chat_id = $1 ORDER BY 1", chat
+            )
+        )
+        # 1 is back as it was stored; 3's only version left in the ODS is the older one: it is
+        # not taken, the message waits for Telegram.
+        assert texts == {1: "original 1", 2: "original 2"}
+        queued = await conn.fetch("SELECT lo, hi FROM refetch_requests WHERE chat_id = $1", chat)
+        assert [(r["lo"], r["hi"]) for r in queued] == [(3, 3)]
+    finally:
+        await conn.close()

@@ -2,16 +2,17 @@
 arrived, kept TGINGEST_ODS_DAYS days).
 
 A key whose row is lost names the message but not the batch that wrote it (that was on the
-row). The chat's ODS batches are read newest first until every wanted message is found; the
-record whose edit date is the key's (the version the warehouse held) is preferred, else the
-newest record of it. The records then go through the ordinary commit path (writer.commit_batch:
+row); it does name the version: its edit date and the version digest (text, entities, media
+type) of what the row held. The chat's ODS batches are read newest first until every wanted
+message is found in that version; a record of another version (an older edit, or one
+quarantined as a conflict with the stored one) is never taken: such a message is read again
+from Telegram instead. The records then go through the ordinary commit path (writer.commit_batch:
 normalization, hashes, search tokens, aggregates, lineage) as a batch of source
 "ods-rederive", inside the repair's transaction, so the row is what the pipeline would store.
 """
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 
 import asyncpg
@@ -30,13 +31,22 @@ MAX_BATCHES = 5000  # ODS batches read per chat before giving up on the rest
 class Found:
     ods_batch: int
     index: int
-    exact: bool  # the record is the version the key named
+    exact: bool = True  # the record is the version the key named (the only kind taken)
+
+
+@dataclass(frozen=True)
+class Wanted:
+    """What a lost row's key says of the version the warehouse held."""
+
+    edit: int | None  # the key's edit date, epoch seconds
+    present: int | None
+    digest: int | None  # None for keys from before migration 0002: the edit date decides
 
 
 async def find(
-    conn: asyncpg.Connection, chat_id: int, wanted: dict[int, int | None]
+    conn: asyncpg.Connection, chat_id: int, wanted: dict[int, Wanted]
 ) -> dict[int, Found]:
-    """message_id -> where its record is, for the `wanted` ids (-> key edit date, epoch s)."""
+    """message_id -> where the record of the version its key names is, for the `wanted` ids."""
     found: dict[int, Found] = {}
     batches = await conn.fetch(
         """SELECT batch_id FROM ods_batches WHERE chat_id = $1 OR chat_id IS NULL
@@ -48,16 +58,25 @@ async def find(
         b = await ods.batch(conn, row["batch_id"])
         if b is None:
             continue
-        for i, (c, m) in enumerate(b.keys):
-            if c != chat_id or m not in wanted:
+        hits = [
+            i for i, (c, m) in enumerate(b.keys) if c == chat_id and m in wanted and m not in found
+        ]
+        if not hits:
+            continue
+        # The pipeline's own judgement: a record "already stored" against the key (same edit
+        # date, same version digest) is the version the row held.
+        result = process_batch(b.select(hits))
+        stored = [
+            (chat_id, m, w.edit, w.present, w.digest) for m, w in wanted.items() if m not in found
+        ]
+        skip, conflicts = result.compare_stored(stored, everything=True)
+        conflicted = {index for index, *_ in conflicts}
+        for j, i in enumerate(hits):
+            m = b.keys[i][1]
+            if m in found or j in conflicted or not skip[j]:
                 continue
-            have = found.get(m)
-            if have is not None and (have.exact or have.ods_batch != row["batch_id"]):
-                continue  # a newer batch already gave it (or the exact version)
-            exact = json.loads(b.message_json(i)).get("edit_date") == wanted[m]
-            if have is None or exact or have.ods_batch == row["batch_id"]:
-                found[m] = Found(row["batch_id"], i, exact)
-        if len(found) == len(wanted) and all(f.exact for f in found.values()):
+            found[m] = Found(row["batch_id"], i)
+        if len(found) == len(wanted):
             break
     return found
 

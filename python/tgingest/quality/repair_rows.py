@@ -227,16 +227,18 @@ async def orphan_keys(ctx: Context, options: Options, plan: Plan) -> None:
     if not problems:
         return
     keys = await ctx.conn.fetch(
-        """SELECT k.chat_id, k.message_id, k.date, k.edit_date, k.digest,
+        """SELECT k.chat_id, k.message_id, k.date, k.edit_date, k.digest, k.present,
                   extract(epoch FROM k.edit_date)::bigint AS edit
            FROM message_keys k JOIN unnest($1::bigint[], $2::bigint[]) AS t(c, i)
              ON k.chat_id = t.c AND k.message_id = t.i""",
         [p["chat_id"] for p in problems],
         [p["message_id"] for p in problems],
     )
-    by_chat: dict[int, dict[int, int | None]] = {}
+    by_chat: dict[int, dict[int, rederive.Wanted]] = {}
     for k in keys:
-        by_chat.setdefault(k["chat_id"], {})[k["message_id"]] = k["edit"]
+        by_chat.setdefault(k["chat_id"], {})[k["message_id"]] = rederive.Wanted(
+            k["edit"], k["present"], k["digest"]
+        )
     found = {c: await rederive.find(ctx.conn, c, wanted) for c, wanted in by_chat.items()}
     n_ods = sum(len(f) for f in found.values())
     plan.actions.append(
@@ -269,7 +271,12 @@ async def orphan_keys(ctx: Context, options: Options, plan: Plan) -> None:
             "message keys without their row: rows re-derived from the ODS, or the keys dropped "
             "and the messages queued to be read again",
             {
-                "keys": _listed([{k: v for k, v in dict(r).items() if k != "edit"} for r in keys]),
+                "keys": _listed(
+                    [
+                        {k: v for k, v in dict(r).items() if k not in ("edit", "present")}
+                        for r in keys
+                    ]
+                ),
                 "rederived": _listed(
                     [
                         {
