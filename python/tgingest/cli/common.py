@@ -157,6 +157,11 @@ def fail(message: str) -> NoReturn:
 
 def failure_line(e: BaseException) -> str:
     """The one line `main()` prints for an error that is not a TgIngestError."""
+    if isinstance(e, asyncpg.PostgresError) and e.sqlstate in ("40001", "40P01"):
+        return (
+            f"PostgreSQL stopped this command for a concurrent change ({describe(e)}); "
+            "nothing of it was committed: run it again"
+        )
     if is_transient(e):
         return f"lost the connection to PostgreSQL: {describe(e)}"
     if isinstance(e, asyncpg.PostgresError):

@@ -58,6 +58,8 @@ def _transient(e: BaseException) -> bool:
     if isinstance(e, ConnectionError | TimeoutError):
         return True
     if isinstance(e, OSError):
+        if e.errno == errno.ENOENT and e.filename is not None:
+            return False  # a file of ours that is missing, not a server's socket going away
         return e.errno in _TRANSIENT_ERRNOS
     return False
 

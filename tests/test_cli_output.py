@@ -1,4 +1,5 @@
-"""`--json` output writes every value PostgreSQL hands back, never a traceback."""
+"""What the command line prints: `--json` writes every value PostgreSQL hands back, and an
+error is one line that names what really failed."""
 
 from __future__ import annotations
 
@@ -41,3 +42,18 @@ def test_values_postgresql_returns_become_json(capsys) -> None:
         "tags": ["a"],
     }
     assert isinstance(out["sum"], int)
+
+
+def test_a_missing_file_is_not_a_lost_connection() -> None:
+    import asyncpg
+
+    from tgingest.cli.common import failure_line
+
+    missing = FileNotFoundError(2, "No such file or directory", "/proc/nope")
+    assert failure_line(missing) == "No such file or directory (/proc/nope)"
+    # A server's Unix socket that is gone while it restarts is still a lost connection.
+    socket_gone = FileNotFoundError(2, "No such file or directory")
+    assert failure_line(socket_gone).startswith("lost the connection to PostgreSQL")
+    conflict = asyncpg.SerializationError("could not serialize access due to concurrent update")
+    assert "run it again" in failure_line(conflict)
+    assert "lost the connection" not in failure_line(conflict)
