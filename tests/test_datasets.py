@@ -116,6 +116,17 @@ async def test_versions_are_content_addressed_and_splits_leak_nothing(settings, 
     assert audited == 4  # news@1..3 and copy@1, not the unchanged re-creation
 
 
+async def test_concurrent_creates_of_one_name_take_turns(settings, conn) -> None:
+    # Regression: the advisory lock was the REPEATABLE READ transaction's first statement, so a
+    # waiter's snapshot predated the holder's commit and 3 of 4 failed to serialize.
+    await seed(settings, conn, 60)
+    same = await asyncio.gather(*(make(settings, "race") for _ in range(4)))
+    assert sorted(r.created for r in same) == [False, False, False, True]
+    assert {(r.version, r.sha256) for r in same} == {(1, same[0].sha256)}
+    seeds = await asyncio.gather(*(make(settings, "race", seed=f"s{i}") for i in range(3)))
+    assert all(r.created for r in seeds) and sorted(r.version for r in seeds) == [2, 3, 4]
+
+
 async def test_rollback_restores_exactly_the_previous_rows_and_diff_says_what_changed(
     settings, conn
 ) -> None:

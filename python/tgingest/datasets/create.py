@@ -131,14 +131,19 @@ async def create(
         if aug not in AUGMENTATIONS:
             raise InvalidInputError(f"--augment {aug!r}: one of {', '.join(AUGMENTATIONS)}")
     augment = tuple(sorted(set(augment)))
+    # The lock is taken before the transaction: in REPEATABLE READ the snapshot is taken by the
+    # first statement, so a lock taken inside would leave a waiter with a snapshot from before
+    # the holder committed, and its insert would fail to serialize. Session-level, released below.
+    await conn.execute("SELECT pg_advisory_lock($1, hashtext($2))", _LOCK_CLASS, name)
     try:
         async with conn.transaction(isolation="repeatable_read"):
-            await conn.execute("SELECT pg_advisory_xact_lock($1, hashtext($2))", _LOCK_CLASS, name)
             return await _create(
                 conn, name, filters, ratios, by, seed, augment, created_by, progress
             )
     except _Unchanged as same:
         return same.args[0]  # type: ignore[no-any-return]
+    finally:
+        await conn.execute("SELECT pg_advisory_unlock($1, hashtext($2))", _LOCK_CLASS, name)
 
 
 async def _create(
