@@ -486,3 +486,35 @@ async def test_a_lost_row_comes_back_as_the_version_the_warehouse_held(settings:
         assert [(r["lo"], r["hi"]) for r in queued] == [(3, 3)]
     finally:
         await conn.close()
+
+
+async def test_a_text_damaged_with_its_hash_comes_back_from_the_ods(
+    settings, conn, tmp_path, monkeypatch
+) -> None:
+    """Text and hash both damaged: the hash agrees with neither, and re-hashing would bless the
+    damaged text. The ODS record of the version the row holds tells the original."""
+    await import_export(settings, write_export(tmp_path / "exp", messages_per_chat=100))
+    where = "WHERE chat_id = $1 AND message_id = 61"
+    original = await conn.fetchrow(
+        f"SELECT text, search::text AS search, content_hash, simhash FROM messages {where}", CHAT
+    )
+    await conn.execute(
+        f"""UPDATE messages SET text = 'tampered 61', content_hash = '\\x{"00" * 16}'
+            {where}""",
+        CHAT,
+    )
+    out = await run_checks(Context(conn, settings.media_root), ["content_hash"])
+    hashes = {f.summary.split()[0]: f for f in out.findings}
+    assert set(hashes) == {"texts"} and hashes["texts"].examples[0]["message_id"] == 61
+    done = await repairs(conn, settings, ["content_hash"])
+    assert done["content_hash"].repaired == 1
+    again = await conn.fetchrow(
+        f"SELECT text, search::text AS search, content_hash, simhash FROM messages {where}", CHAT
+    )
+    assert dict(again) == dict(original)
+    assert not (await run_checks(Context(conn, settings.media_root), ["content_hash"])).findings
+    # Past the classification cap, the finding says it did not look the ODS up.
+    await conn.execute(f"UPDATE messages SET text = 'tampered 61' {where}", CHAT)
+    monkeypatch.setattr("tgingest.quality.hashes.CLASSIFY_AT_MOST", 0)
+    out = await run_checks(Context(conn, settings.media_root), ["content_hash"])
+    assert len(out.findings) == 1 and "not looked up in the ODS" in out.findings[0].summary

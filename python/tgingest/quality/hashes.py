@@ -90,13 +90,23 @@ async def check_content_hash(ctx: Context, progress: Progress | None = None) -> 
     bad = await mismatches(ctx, progress)
     if not bad:
         return []
-    damaged = await damaged_texts(ctx.conn, bad) if len(bad) <= CLASSIFY_AT_MOST else {}
+    classified = len(bad) <= CLASSIFY_AT_MOST
+    damaged = await damaged_texts(ctx.conn, bad) if classified else {}
     texts = [b for b in bad if (b["chat_id"], b["message_id"]) in damaged]
     sums = [b for b in bad if (b["chat_id"], b["message_id"]) not in damaged]
     out = []
     for items, summary in (
-        (sums, "rows whose content hash is not the hash of their text"),
-        (texts, "texts changed since they were stored (their hash and ODS record agree)"),
+        (
+            sums,
+            "rows whose content hash is not the hash of their text"
+            + (
+                ""
+                if classified
+                else f" (more than {CLASSIFY_AT_MOST:,} mismatches: not looked up in the ODS, "
+                "so damaged texts are not told apart here; the repair looks each one up)"
+            ),
+        ),
+        (texts, "texts changed since they were stored (their ODS record tells the original)"),
     ):
         if not items:
             continue

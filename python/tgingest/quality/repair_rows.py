@@ -344,7 +344,8 @@ async def content_hash(ctx: Context, options: Options, plan: Plan) -> None:
         plan.repaired = len(bad)
         return
     async with ctx.conn.transaction():
-        restored = await textfix.restore(ctx.conn, damaged) if damaged else 0
+        old = {(b["chat_id"], b["message_id"]): b["stored"] for b in bad}
+        restored = await textfix.restore(ctx.conn, damaged, old) if damaged else 0
         status = await ctx.conn.execute(
             # The row at its key's date (one index lookup in one partition per row).
             """UPDATE messages m SET content_hash = t.h

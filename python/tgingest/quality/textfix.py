@@ -1,13 +1,16 @@
 """Which side of a content-hash mismatch is damaged: the hash, or the text?
 
 A hash that disagrees with its text is ambiguous. Re-hashing blindly would bless a text that was
-damaged after it was stored (the hash, computed at ingest, is then the witness of the original).
-The ODS keeps the record the row's last batch delivered (`messages.batch_id`): when that
-record's text hashes to the stored hash and differs from the stored text, the text is the
-damaged side, and the row's text and everything derived from it (raw, search tokens, content
-hash, SimHash) are rebuilt from the record by the Rust core (process_batch, the staging COPY
-layout) and written over those columns only: what other sources merged into the row stays.
-Otherwise (the ODS agrees with the text, or no longer holds the batch) the hash is rewritten.
+damaged after it was stored. The ODS keeps the record the row's last batch delivered
+(`messages.batch_id`): the record of the version the row holds (its edit date equal to the
+row's: a copy of another version, e.g. one quarantined as a conflict, is never taken) is the
+witness of the original text. When its text differs from the stored one (judged by the content
+hash of each, so the pipeline's own normalization does not count as damage), the text is the
+damaged side, whether or not the stored hash was damaged too; the row's text and everything
+derived from it (raw, search tokens, content hash, SimHash) are rebuilt from the record by the
+Rust core (process_batch, the staging COPY layout) and written over those columns only: what
+other sources merged into the row stays. Otherwise (the ODS agrees with the text, or holds no
+record of that version) the hash is rewritten.
 """
 
 from __future__ import annotations
@@ -36,7 +39,8 @@ async def damaged_texts(
     """(chat_id, message_id) -> (ODS batch, record index) of the rows whose text is the
     damaged side of the mismatch."""
     rows = await conn.fetch(
-        """SELECT m.chat_id, m.message_id, m.batch_id, m.text
+        """SELECT m.chat_id, m.message_id, m.batch_id, m.text,
+                  extract(epoch FROM m.edit_date)::bigint AS edit
            FROM unnest($1::bigint[], $2::bigint[]) AS t(c, i)
            JOIN message_keys k ON k.chat_id = t.c AND k.message_id = t.i
            JOIN messages m ON m.chat_id = k.chat_id AND m.date = k.date
@@ -45,7 +49,7 @@ async def damaged_texts(
         [b["chat_id"] for b in bad],
         [b["message_id"] for b in bad],
     )
-    stored = {(b["chat_id"], b["message_id"]): b["stored"] for b in bad}
+    computed = {(b["chat_id"], b["message_id"]): b["computed"] for b in bad}
     by_batch: dict[int, list[Any]] = {}
     for r in rows:
         by_batch.setdefault(r["batch_id"], []).append(r)
@@ -54,20 +58,35 @@ async def damaged_texts(
         records = await ods.batch(conn, batch_id)
         if records is None:
             continue
-        last = {key: i for i, key in enumerate(records.keys)}  # a batch's last copy wins
+        copies: dict[tuple[int, int], list[int]] = {}
+        for i, key in enumerate(records.keys):
+            copies.setdefault(key, []).append(i)
         for r in members:
             key = (r["chat_id"], r["message_id"])
-            if key not in last:
+            # The last copy of the version the row holds (same edit date); a batch's copy of
+            # another version (an edit, a conflict it quarantined) says nothing of this text.
+            same = None
+            for i in copies.get(key, ()):
+                record = json.loads(records.message_json(i))
+                if record.get("edit_date") == r["edit"]:
+                    same = (i, record.get("text") or "")
+            if same is None:
                 continue
-            text = json.loads(records.message_json(last[key])).get("text") or ""
-            if text != r["text"] and content_hashes([text]) == stored[key]:
-                out[key] = (batch_id, last[key])
+            index, text = same
+            if text != r["text"] and content_hashes([text]) != computed[key]:
+                out[key] = (batch_id, index)
     return out
 
 
-async def restore(conn: asyncpg.Connection, found: dict[tuple[int, int], tuple[int, int]]) -> int:
+async def restore(
+    conn: asyncpg.Connection,
+    found: dict[tuple[int, int], tuple[int, int]],
+    stored: dict[tuple[int, int], bytes],
+) -> int:
     """Rewrite the text columns of the `found` rows from their ODS records; returns rows
-    written. Runs inside the caller's transaction."""
+    written. `stored` is each row's content hash as the check read it: a row changed since
+    (another hash) is left alone. Runs inside the caller's transaction."""
+    keys = list(found)
     by_batch: dict[int, list[int]] = {}
     for batch_id, index in found.values():
         by_batch.setdefault(batch_id, []).append(index)
@@ -86,10 +105,15 @@ async def restore(conn: asyncpg.Connection, found: dict[tuple[int, int], tuple[i
             f"""UPDATE messages m SET {", ".join(f"{c} = s.{c}" for c in TEXT_COLS)}
                 FROM {merge.STAGING} s
                 JOIN message_keys k ON k.chat_id = s.chat_id AND k.message_id = s.message_id
+                JOIN unnest($1::bigint[], $2::bigint[], $3::bytea[]) AS t(c, i, old)
+                  ON t.c = s.chat_id AND t.i = s.message_id
                 WHERE m.chat_id = k.chat_id AND m.date = k.date AND m.message_id = k.message_id
-                  -- still the damaged version (an edit committed since is left alone)
-                  AND m.content_hash = s.content_hash AND m.edit_date IS NOT DISTINCT FROM
-                      s.edit_date"""
+                  -- still the damaged row the check read (an edit committed since is left
+                  -- alone)
+                  AND m.content_hash = t.old AND m.edit_date IS NOT DISTINCT FROM s.edit_date""",
+            [c for c, _ in keys],
+            [i for _, i in keys],
+            [stored[k] for k in keys],
         )
         written += int(status.rsplit(" ", 1)[-1])
     await conn.execute(f"TRUNCATE {merge.STAGING}")
