@@ -21,7 +21,8 @@ from tgingest.cli import main
 from tgingest.config import Settings
 from tgingest.datasets import create, export, reader, versions
 from tgingest.datasets.select import Filters
-from tgingest.datasets.split import assign
+from tgingest.datasets.split import assign, singleton_id
+from tgingest.dedupe.clusters import cluster_id
 from tgingest.labels import importer
 from tgingest.labels import store as label_store
 from tgingest.store.database import Database
@@ -125,6 +126,43 @@ async def test_concurrent_creates_of_one_name_take_turns(settings, conn) -> None
     assert {(r.version, r.sha256) for r in same} == {(1, same[0].sha256)}
     seeds = await asyncio.gather(*(make(settings, "race", seed=f"s{i}") for i in range(3)))
     assert all(r.created for r in seeds) and sorted(r.version for r in seeds) == [2, 3, 4]
+
+
+async def test_a_message_keeps_its_split_when_a_near_duplicate_appears_elsewhere(
+    settings, conn
+) -> None:
+    # Regression: a lone message was hashed as m{chat}/{msg}, but as a cluster's first member it
+    # is c{cluster_id}, and cluster_id derives from that member's key: its split moved although
+    # the selection did not change.
+    await seed(settings, conn, 120)
+    only = Filters(chats=(CHATS[0],))
+    before = await make(settings, "lone", filters=only)
+    lone = await conn.fetch(
+        """SELECT m.chat_id, m.message_id FROM messages m WHERE m.chat_id = $1
+             AND NOT EXISTS (SELECT 1 FROM dedupe_clusters d
+                             WHERE d.chat_id = m.chat_id AND d.message_id = m.message_id)""",
+        CHATS[0],
+    )
+    assert len(lone) > 10
+    outside = await conn.fetch(
+        """SELECT m.chat_id, m.message_id FROM messages m WHERE m.chat_id <> $1
+             AND NOT EXISTS (SELECT 1 FROM dedupe_clusters d
+                             WHERE d.chat_id = m.chat_id AND d.message_id = m.message_id)
+           ORDER BY m.chat_id, m.message_id""",
+        CHATS[0],
+    )
+    pairs = []
+    for (chat, msg), other in zip(lone, outside, strict=False):
+        # The selected message is the new cluster's first member: the id is derived from it.
+        cid = await conn.fetchval("SELECT tgingest_cluster_id($1, $2)", chat, msg)
+        assert cid == singleton_id(chat, msg) == cluster_id(chat, msg)
+        pairs += [(chat, msg, cid), (other["chat_id"], other["message_id"], cid)]
+    await conn.executemany(
+        "INSERT INTO dedupe_clusters (chat_id, message_id, cluster_id) VALUES ($1, $2, $3)", pairs
+    )
+    after = await make(settings, "lone", filters=only)
+    assert not after.created and after.sha256 == before.sha256
+    assert after.per_split == before.per_split
 
 
 async def test_rollback_restores_exactly_the_previous_rows_and_diff_says_what_changed(

@@ -5,7 +5,9 @@ row order, so the same rows with the same seed always land in the same splits, w
 they were read in and whatever else the dataset holds:
 
 - `cluster` (default): a group is a near-duplicate cluster (`dedupe_clusters`); a message with no
-  cluster row is its own group. No two near-duplicates are ever in different splits.
+  cluster row is its own group, named by the id its cluster would get (the cluster id derives
+  from the first member's key), so it keeps its split when a near-duplicate joins it. No two
+  near-duplicates are ever in different splits.
 - `chat`: a group is a chat, and chats joined by a near-duplicate cluster (a repost across chats)
   are one group (union-find), so neither a chat nor a cluster is ever in two splits. A corpus
   whose chats all share clusters therefore ends up in one split: the datasheet shows it.
@@ -27,6 +29,7 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
+import struct
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 
@@ -64,6 +67,13 @@ def hash_split(seed: str, group: str, ratios: tuple[int, int, int]) -> int:
         if point < cum << 64:
             return index
     return len(ratios) - 1  # unreachable when the ratios add up to 100
+
+
+def singleton_id(chat_id: int, message_id: int) -> int:
+    """The cluster id of a message alone: as tgingest.dedupe.clusters.cluster_id and SQL
+    tgingest_cluster_id() (first 8 bytes of sha256 of both keys as big-endian int8, signed)."""
+    digest = hashlib.sha256(struct.pack(">qq", chat_id, message_id)).digest()
+    return int.from_bytes(digest[:8], "big", signed=True)
 
 
 def cut_index(n: int, percent: int) -> int:
@@ -137,10 +147,13 @@ class Assigner:
             return here
         if self.by == "chat":
             group = f"g{self.chats.find(chat_id)}"
-        elif cluster_id is not None:
-            group = f"c{cluster_id}"
         else:
-            group = f"m{chat_id}/{message_id}"
+            # A message with no cluster row is the singleton cluster whose id it would get as a
+            # cluster's first member (the id derives from the first member's key): so it keeps
+            # its split when a near-duplicate of it appears later, even outside the selection.
+            group = (
+                f"c{cluster_id if cluster_id is not None else singleton_id(chat_id, message_id)}"
+            )
         return hash_split(self.seed, group, self.ratios)
 
 
