@@ -12,10 +12,12 @@ from pathlib import Path
 import pytest
 
 from tgingest._core import RawBatch
-from tgingest.labels import importer
+from tgingest.datasets.select import Filters
+from tgingest.labels import importer, labelers
 from tgingest.labels.builtin import script_of
 from tgingest.labels.schema import DEFAULT_SCHEMA, check_schema, parse_line
 from tgingest.labels.store import IN_VERSION, version_digest
+from tgingest.store.database import Database
 
 from helpers import commit_raw, run_cli
 
@@ -247,6 +249,29 @@ async def test_labelers_run_from_entry_points(settings, conn, tmp_path) -> None:
         p = run_cli(env, "label", "run", *args, check=False)
         assert p.returncode != 0 and text in p.stderr, p.stderr
         assert len(p.stderr.strip().splitlines()) == 1
+
+
+async def test_bare_labels_pass_a_schema_that_types_confidence(
+    settings, conn, tmp_path, monkeypatch
+) -> None:
+    # Regression: a labeler's bare label was validated as {"confidence": None}, so a schema
+    # typing confidence (not requiring it) refused every label; JSONL may leave the key out.
+    await seed(settings)
+    typed = {**SCHEMA, "required": ["label"], "properties": {**SCHEMA["properties"]}}
+    typed["properties"]["annotator"] = {"type": "string"}
+    (tmp_path / "typed.json").write_text(json.dumps(typed))
+
+    def bare(messages):
+        return ["spam" if m.message_id % 2 else ("ham", 0.75) for m in messages]
+
+    monkeypatch.setattr(labelers, "load", lambda name: bare)
+    async with await Database.open(settings) as db, db.pool.acquire() as c:
+        out = await importer.run_labeler(
+            c, "bare", "typed", Filters(chats=(CHAT,)), schema_path=tmp_path / "typed.json"
+        )
+    assert (out.version, out.labels, out.quarantined) == (1, 6, 0)
+    got = await conn.fetch("SELECT message_id, label, confidence FROM labels ORDER BY message_id")
+    assert [tuple(r) for r in got][:2] == [(1, "spam", None), (2, "ham", 0.75)]
 
 
 def test_schema_subset_and_line_parsing() -> None:

@@ -172,7 +172,9 @@ async def run_labeler(
                 key = f"{m.chat_id}/{m.message_id}"
                 try:
                     label, conf = label_of(out)
-                    obj = {"label": label, "confidence": conf, "annotator": annotator}
+                    obj = {"label": label, "annotator": annotator}
+                    if conf is not None:  # a bare label has no confidence, as a JSONL line
+                        obj["confidence"] = conf  # may leave it out: not null against the schema
                     why = violation(obj, schema)
                     if why:
                         raise ValueError(why)
