@@ -334,11 +334,14 @@ async def test_freshness_and_volume_on_a_followed_chat(settings, conn, tmp_path)
     assert span["reason"] == "volume" and span["hi"] - span["lo"] + 1 == 40
     again = await run_checks(Context(conn, settings.media_root), ["volume"])
     assert {f.severity for f in again.findings} == {"info"}
-    # The CLI: warnings only exit 3; --severity error hides them and exits 0; usage errors 2.
+    # The CLI: warnings only exit 3; --severity error hides them but still exits 3; usage
+    # errors 2.
     env = env_of(settings)
     assert run_cli(env, "quality", "check", "--check", "freshness", check=False).returncode == 3
-    quiet = run_cli(env, "quality", "check", "--severity", "error", "--check", "freshness")
-    assert "clean" in quiet.stdout
+    quiet = run_cli(
+        env, "quality", "check", "--severity", "error", "--check", "freshness", check=False
+    )
+    assert quiet.returncode == 3 and "WARNING" not in quiet.stdout
     bad = run_cli(env, "quality", "check", "--check", "nonsense", check=False)
     assert bad.returncode == 2 and len(bad.stderr.strip().splitlines()) == 1
     assert run_cli(env, "quality", "repair", "--account", "a b", check=False).returncode == 2
@@ -518,3 +521,20 @@ async def test_a_text_damaged_with_its_hash_comes_back_from_the_ods(
     monkeypatch.setattr("tgingest.quality.hashes.CLASSIFY_AT_MOST", 0)
     out = await run_checks(Context(conn, settings.media_root), ["content_hash"])
     assert len(out.findings) == 1 and "not looked up in the ODS" in out.findings[0].summary
+
+
+async def test_severity_hides_findings_but_not_their_exit_code(settings, conn, tmp_path) -> None:
+    await import_export(settings, write_export(tmp_path / "exp", messages_per_chat=100))
+    last = await conn.fetchval(
+        "SELECT extract(epoch FROM max(date))::bigint FROM message_keys WHERE chat_id = $1", CHAT
+    )
+    await commit_sources(settings, raw(CHAT, [300], [last + 1]))  # a gap: a warning only
+    assert await findings(conn, settings) == {("gaps", "warning"): 1}
+    proc = run_cli(
+        env_of(settings), "quality", "check", "--severity", "error", "--json", check=False
+    )
+    report = json.loads(proc.stdout)
+    assert proc.returncode == 3 and report["exit_code"] == 3 and report["findings"] == []
+    human = run_cli(env_of(settings), "quality", "check", "--severity", "error", check=False)
+    assert human.returncode == 3 and "clean" not in human.stdout, human.stdout
+    assert "not shown" in human.stdout

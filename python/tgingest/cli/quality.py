@@ -191,7 +191,8 @@ async def cmd_check(args: argparse.Namespace, settings: Settings) -> int:
                     bar.update(task, total=await hashes.estimate_rows(ctx))
                 outcome = await checks.run_checks(ctx, args.check, on_pass=step, on_rows=rows)
         shown = [f for f in outcome.findings if RANK[f.severity] >= RANK[args.severity]]
-        code = exit_code(shown)
+        # --severity only hides findings: the exit code is every finding's.
+        code = exit_code(outcome.findings)
         if args.json:
             print_json(
                 {
@@ -203,16 +204,20 @@ async def cmd_check(args: argparse.Namespace, settings: Settings) -> int:
                 }
             )
             return code
-        _print_findings(shown, args.check)
+        _print_findings(shown, args.check, code, len(outcome.findings) - len(shown))
         return code
 
     return await with_db(settings, run)
 
 
-def _print_findings(found: list[Finding], names: list[str] | None) -> None:
+def _print_findings(
+    found: list[Finding], names: list[str] | None, code: int | None = None, hidden: int = 0
+) -> None:
     ran = ", ".join(names or checks.CHECKS)
-    if not found:
-        console.print(f"[green]clean[/]: no findings ({ran})")
+    worst = exit_code(found) if code is None else code
+    more = f"; {hidden:,} below --severity not shown" if hidden else ""
+    if not found and not worst:
+        console.print(f"[green]clean[/]: no findings ({ran}{more})")
         return
     for f in found:
         style = _STYLE[f.severity]
@@ -227,10 +232,9 @@ def _print_findings(found: list[Finding], names: list[str] | None) -> None:
             console.print(table)
         if f.repair:
             console.print(f"    repair: [bold]{escape(f.repair)}[/]")
-    worst = exit_code(found)
     console.print(
         {0: "[green]no warnings[/]", 3: "[yellow]warnings[/]", 4: "[bold red]errors[/]"}[worst]
-        + f" (checked: {ran})"
+        + f" (checked: {ran}{more})"
     )
 
 
