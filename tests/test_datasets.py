@@ -346,6 +346,32 @@ async def test_variants_are_left_out_when_the_fold_table_changed(
     assert "ts-variant rows cannot be rebuilt" in sheet["notes"][0]
 
 
+async def test_ts_variant_leaves_japanese_alone(settings, conn, tmp_path) -> None:
+    # Regression: kanji in Japanese text were folded to Simplified, giving mixed-script rows.
+    texts = ["資料庫 備份", "東京へ行きます", "ﾄｳｷｮｳ 東京", "東京 カタカナ", "ㇰ 東京", "東京 資料"]
+    await commit_raw(
+        settings,
+        RawBatch.from_columns(
+            chat_id=[CHATS[0]] * len(texts),
+            message_id=list(range(1, len(texts) + 1)),
+            date=[T0 + i for i in range(len(texts))],
+            text=texts,
+        ),
+    )
+    assert all(f != t for f, t in zip(fold_chinese(texts), texts, strict=True))
+    made = await make(settings, "ja", augment=("ts-variant",))
+    assert made.rows == len(texts) + 2  # only the two texts without kana get a variant
+    varied = await conn.fetch(
+        "SELECT message_id FROM dataset_rows WHERE variant = 1 ORDER BY message_id"
+    )
+    assert [r["message_id"] for r in varied] == [1, 6]
+    assert made.manifest["content"]["augmentations"][0]["skipped_japanese"] == 4
+    async with await Database.open(settings) as db, db.pool.acquire() as c:
+        await export.export(c, await versions.resolve(c, "ja"), fmt="jsonl", out_dir=tmp_path)
+    sheet = (tmp_path / "ja-v1" / "datasheet.md").read_text()
+    assert "4 Japanese texts with kana left unfolded" in sheet
+
+
 async def test_python_api_streams_rows_and_logs_who_read(settings, conn) -> None:
     await seed(settings, conn, 90)
     await make(settings, "api", ratios=(50, 0, 50))

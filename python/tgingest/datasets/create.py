@@ -11,7 +11,8 @@ version's rows instead of keeping a copy.
 Augmentation `ts-variant`: a message whose text has Traditional Chinese characters gets a second
 row (variant 1) whose text is its Simplified form, folded by the Rust core (the search's own
 Traditional->Simplified table, one character at a time). The variant is in its message's split,
-always. Simplified->Traditional is not offered: it is one-to-many, so not deterministic.
+always. Text with kana is Japanese and gets no variant (counted as `skipped_japanese`).
+Simplified->Traditional is not offered: it is one-to-many, so not deterministic.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import json
+import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -37,9 +39,19 @@ AUGMENTATIONS = {
     "ts-variant": (
         1,
         "Traditional Chinese folded to Simplified (tgingest._core.fold_chinese), one extra row "
-        "per message whose text changes, in the message's split",
+        "per message whose text changes, in the message's split; text with kana (Japanese) is "
+        "left alone",
     ),
 }
+# Hiragana, Katakana, Katakana Phonetic Extensions, halfwidth Katakana: text with any of them is
+# Japanese, whose kanji are not Traditional Chinese and must not be folded into mixed script.
+_KANA = re.compile("[\u3040-\u309f\u30a0-\u30ff\u31f0-\u31ff\uff66-\uff9f]")
+
+
+def has_kana(text: str) -> bool:
+    return _KANA.search(text) is not None
+
+
 PAGE = 50_000
 
 
@@ -168,6 +180,7 @@ async def _create(
     digest = mf.RowDigest()
     per_split = [0, 0, 0]
     per_variant: dict[int, int] = {}
+    skipped_kana = 0
     excluded = 0
     after: tuple[int, int] | None = None
     columns = ["version_id", "chat_id", "message_id", "split", "variant", "content_hash"]
@@ -197,7 +210,9 @@ async def _create(
             out.append((version_id, r["chat_id"], r["message_id"], split, 0, h))
             digest.add(r["chat_id"], r["message_id"], 0, split, h)
             per_split[split] += 1
-            if folded is not None and folded[i] != r["text"]:
+            if folded is not None and folded[i] != r["text"] and has_kana(r["text"]):
+                skipped_kana += 1
+            elif folded is not None and folded[i] != r["text"]:
                 variant = AUGMENTATIONS["ts-variant"][0]
                 out.append((version_id, r["chat_id"], r["message_id"], split, variant, h))
                 digest.add(r["chat_id"], r["message_id"], variant, split, h)
@@ -231,6 +246,7 @@ async def _create(
                 "variant": AUGMENTATIONS[a][0],
                 "rule": AUGMENTATIONS[a][1],
                 "table_sha256": fold_table_sha256(),
+                "skipped_japanese": skipped_kana,
             }
             for a in augment
         ],

@@ -314,7 +314,12 @@ def datasheet_md(sheet: dict[str, Any]) -> str:
         f"- Split: {'/'.join(str(sheet['split']['ratios'][k]) for k in SPLITS)} "
         f"(train/validation/test) by {sheet['split']['by']} "
         f"(seed {sheet['split']['seed']!r}; clusters: {sheet['split']['clusters']})",
-        f"- Augmentations: {[a['name'] for a in sheet['augmentations']] or 'none'}",
+        f"- Augmentations: {[a['name'] for a in sheet['augmentations']] or 'none'}"
+        + "".join(
+            f" ({a['name']}: {a['skipped_japanese']:,} Japanese texts with kana left unfolded)"
+            for a in sheet["augmentations"]
+            if a.get("skipped_japanese")
+        ),
         f"- Rows exported: {sheet['rows']:,}; unavailable (text no longer stored): "
         f"{sheet['unavailable']:,}; served from prior versions of edited messages: "
         f"{sheet['from_prior_versions']:,}; near-duplicates left out by the time split: "
