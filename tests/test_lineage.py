@@ -188,3 +188,45 @@ async def test_a_counter_change_moves_lineage_a_repeat_does_not(settings, conn, 
     )
     out = await lineage.message(conn, chat, msg)
     assert out["row"] is not None and out["last_batch_id"] == raised.batch_id != again.batch_id
+
+
+async def test_a_message_lineage_shows_the_repairs_that_touched_it(
+    settings, conn, tmp_path
+) -> None:
+    """Repairs write one audit row per check (no batch unless they created one): a message's
+    lineage finds them by the message their detail names, and by the batch a re-derivation
+    created."""
+    from tgingest.quality.context import Context
+    from tgingest.quality.repair import Options, run_repairs
+
+    w = await _imported(settings, conn, tmp_path)
+    chat = w["msg"]["chat_id"]
+    hashed, lost = await conn.fetch(
+        """SELECT message_id FROM messages WHERE chat_id = $1 AND edit_date IS NULL
+             AND deleted_at IS NULL AND message_id <> $2 ORDER BY message_id LIMIT 2""",
+        chat,
+        w["msg"]["message_id"],
+    )
+    hashed, lost = hashed["message_id"], lost["message_id"]
+    await conn.execute(
+        "UPDATE messages SET content_hash = '\\x00' WHERE chat_id = $1 AND message_id = $2",
+        chat,
+        hashed,
+    )
+    await conn.execute("DELETE FROM messages WHERE chat_id = $1 AND message_id = $2", chat, lost)
+    ctx = Context(conn, settings.media_root)
+    await run_repairs(ctx, ["content_hash", "orphan_keys"], Options())
+    out = await lineage.message(conn, chat, hashed)
+    assert [a["target"]["check"] for a in out["audit"]] == ["content_hash"]
+    back = await lineage.message(conn, chat, lost)
+    (repair,) = [a for a in back["audit"] if a["action"] == "repair"]
+    assert repair["target"]["check"] == "orphan_keys"
+    # The one batch the re-derivation created is the audit row's batch.
+    assert repair["batch_id"] == back["last_batch_id"] is not None
+    assert repair["batch_id"] in {b["batch_id"] for b in back["batches"]}
+    # A message no repair touched shows none.
+    assert not [
+        a
+        for a in (await lineage.message(conn, chat, w["gone"]))["audit"]
+        if a["action"] == "repair"
+    ]

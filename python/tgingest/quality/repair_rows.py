@@ -25,8 +25,18 @@ async def audited(ctx: Context, plan: Plan, reason: str, detail: dict[str, Any])
     target: dict[str, Any] = {"check": plan.check}
     if ctx.chat_id is not None:
         target["chat_id"] = ctx.chat_id
+    # A repair that created one batch (rows re-derived through the pipeline) names it, so
+    # the batch's lineage and impact show the repair; several stay listed in the detail.
+    created = detail.get("new_batches") or []
     plan.audit_ids.append(
-        await audit.record(ctx.conn, action="repair", target=target, reason=reason, detail=detail)
+        await audit.record(
+            ctx.conn,
+            action="repair",
+            target=target,
+            reason=reason,
+            detail=detail,
+            batch_id=created[0] if len(created) == 1 else None,
+        )
     )
 
 

@@ -7,7 +7,8 @@ one ingest batch touched (its impact), read from the ids every layer keeps.
   `quarantine.batch_id`.
 - `ingest_batches`: each batch's source, file, byte offset, counts and status.
 - `ods_batches`: each batch's records as they arrived (store/ods.py), while kept.
-- `audit_log`: the changes that were not ingests, with their batch when they have one.
+- `audit_log`: the changes that were not ingests, with their batch when they have one; a
+  message's lineage also takes the rows that name it (a repair's target or detail).
 - `dataset_versions` / `dataset_rows` (the datasets tables) when this warehouse has them.
 
 Every function returns plain dicts (the CLI prints them or dumps them as JSON).
@@ -39,11 +40,30 @@ async def _batches(conn: asyncpg.Connection, ids: set[int]) -> list[dict[str, An
     return [dict(r) for r in rows]
 
 
-async def _audit(conn: asyncpg.Connection, batch_ids: set[int]) -> list[dict[str, Any]]:
+async def _audit(
+    conn: asyncpg.Connection, batch_ids: set[int], message: tuple[int, int] | None = None
+) -> list[dict[str, Any]]:
+    """Audit rows of these batches: by their batch, or a batch they list as created
+    (`detail.new_batches`, a repair that wrote several); with `message` (chat_id, message_id),
+    also the rows that name it (a repair's target, or an item of its detail: repairs write
+    one row per check, batch or none, listing the messages they touched)."""
+    chat_id, message_id = message if message is not None else (None, None)
     rows = await conn.fetch(
-        """SELECT audit_id, at, actor, action, target, detail, reason, batch_id FROM audit_log
-           WHERE batch_id = ANY($1::bigint[]) ORDER BY audit_id""",
+        """SELECT audit_id, at, actor, action, target, detail, reason, batch_id FROM audit_log a
+           WHERE a.batch_id = ANY($1::bigint[])
+              OR (jsonb_typeof(a.detail -> 'new_batches') = 'array'
+                  AND jsonb_path_exists(a.detail, '$.new_batches[*] ? (@ == $b[*])',
+                                        jsonb_build_object('b', to_jsonb($1::bigint[]))))
+              OR ($2::bigint IS NOT NULL AND (
+                  (a.target ->> 'chat_id' = $2::bigint::text
+                   AND a.target ->> 'message_id' = $3::bigint::text)
+                  OR jsonb_path_exists(
+                      a.detail, '$.** ? (@.chat_id == $c && @.message_id == $m)',
+                      jsonb_build_object('c', $2::bigint, 'm', $3::bigint))))
+           ORDER BY audit_id""",
         sorted(i for i in batch_ids if i is not None),
+        chat_id,
+        message_id,
     )
     return [_decoded(r) for r in rows]
 
@@ -168,7 +188,7 @@ async def message(conn: asyncpg.Connection, chat_id: int, message_id: int) -> di
         "quarantine": quarantined,
         "files": files,
         "ods": record,
-        "audit": await _audit(conn, ids),
+        "audit": await _audit(conn, ids, (chat_id, message_id)),
         "datasets": await _datasets_holding(conn, [chat_id], [message_id]),
     }
 
