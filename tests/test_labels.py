@@ -274,6 +274,29 @@ async def test_bare_labels_pass_a_schema_that_types_confidence(
     assert [tuple(r) for r in got][:2] == [(1, "spam", None), (2, "ham", 0.75)]
 
 
+async def test_replace_with_every_line_refused_keeps_the_set(settings, conn, tmp_path) -> None:
+    # Regression: `--replace` with a file whose every line was refused made an empty version and
+    # exited 0.
+    await seed(settings)
+    env = env_for(settings)
+    good = tmp_path / "good.jsonl"
+    good.write_text(lines(*({"message": f"{CHAT}/{i}", "label": "spam"} for i in (1, 2))))
+    assert (
+        json.loads(run_cli(env, "label", "import", str(good), "--set", "s", "--json").stdout)[
+            "version"
+        ]
+        == 1
+    )
+    bad = tmp_path / "bad.jsonl"
+    bad.write_text(lines("{oops", {"message": f"{CHAT}/999", "label": "x"}, {"label": "y"}))
+    p = run_cli(env, "label", "import", str(bad), "--set", "s", "--replace", check=False)
+    assert p.returncode == 1 and "all 3 lines" in p.stderr and "not emptied" in p.stderr
+    assert len(p.stderr.strip().splitlines()) == 1
+    assert await conn.fetchval("SELECT max(version) FROM label_set_versions") == 1
+    assert await conn.fetchval("SELECT count(*) FROM labels WHERE to_version IS NULL") == 2
+    assert await conn.fetchval("SELECT count(*) FROM quarantine WHERE source = 'labels'") == 3
+
+
 def test_schema_subset_and_line_parsing() -> None:
     with pytest.raises(ValueError, match="unsupported keyword"):
         check_schema({"properties": {"label": {"format": "email"}}})

@@ -126,7 +126,37 @@ async def write_version(
 ) -> VersionResult:
     """Stage every label of `chunks`, then make the next version of the set in the same
     transaction (the caller's connection must not be in one). `refused()`, asked once the chunks
-    are consumed, counts what the caller quarantined on the way."""
+    are consumed, counts what the caller quarantined on the way. With `replace`, a source whose
+    every label was refused makes no version (it would empty the set): the refused lines stay in
+    quarantine and InvalidInputError says so."""
+    result, refusal = await _write_version(
+        conn,
+        set_name,
+        chunks,
+        source=source,
+        source_file=source_file,
+        schema=schema,
+        created_by=created_by,
+        replace=replace,
+        refused=refused,
+    )
+    if refusal is not None:
+        raise InvalidInputError(refusal)
+    return result
+
+
+async def _write_version(
+    conn: asyncpg.Connection,
+    set_name: str,
+    chunks: AsyncIterator[list[StageRow]],
+    *,
+    source: str,
+    source_file: str | None,
+    schema: dict[str, Any],
+    created_by: str,
+    replace: bool,
+    refused: Callable[[], int],
+) -> tuple[VersionResult, str | None]:
     check_name(set_name)
     async with conn.transaction():
         await conn.execute("SELECT pg_advisory_xact_lock($1, hashtext($2))", _LOCK_CLASS, set_name)
@@ -194,7 +224,13 @@ async def write_version(
                 set_id,
             )
         quarantined = refused() + len(unknown)
-        if counts["added"] + counts["changed"] + removed == 0:
+        refusal = None
+        if replace and quarantined and not await conn.fetchval("SELECT count(*) FROM label_stage"):
+            refusal = (
+                f"--replace: all {quarantined} lines of {source_file or source} were refused "
+                f"(see the quarantine); {set_name} is left as it was, not emptied"
+            )
+        if counts["added"] + counts["changed"] + removed == 0 or refusal is not None:
             n = await conn.fetchval(
                 f"SELECT count(*) FROM labels WHERE {IN_VERSION}", set_id, latest
             )
@@ -205,7 +241,7 @@ async def write_version(
             )
             return VersionResult(
                 set_name, None, latest, n, 0, 0, 0, quarantined, bytes(digest) if digest else None
-            )
+            ), refusal
         version = latest + 1
         await conn.execute(
             """INSERT INTO label_set_versions (set_id, version, source, source_file, label_schema,
@@ -286,7 +322,7 @@ async def write_version(
             removed,
             quarantined,
             digest,
-        )
+        ), None
 
 
 @dataclass(frozen=True)
