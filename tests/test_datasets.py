@@ -372,6 +372,25 @@ async def test_ts_variant_leaves_japanese_alone(settings, conn, tmp_path) -> Non
     assert "4 Japanese texts with kana left unfolded" in sheet
 
 
+async def test_empty_splits_are_exported_as_empty_files(settings, conn, tmp_path) -> None:
+    # Regression: a split with no rows got no file, so loaders expecting all three failed.
+    await seed(settings, conn, 30)
+    made = await make(settings, "alltrain", ratios=(100, 0, 0))
+    assert made.per_split == {"train": 30, "validation": 0, "test": 0}
+    async with await Database.open(settings) as db, db.pool.acquire() as c:
+        info = await versions.resolve(c, "alltrain")
+        for fmt in ("jsonl", "parquet"):
+            sheet = await export.export(c, info, fmt=fmt, out_dir=tmp_path / fmt)
+            assert {f"{s}.{fmt}" for s in ("train", "validation", "test")} <= set(sheet["files"])
+    folder = tmp_path / "jsonl" / "alltrain-v1"
+    assert (folder / "validation.jsonl").read_text() == (folder / "test.jsonl").read_text() == ""
+    folder = tmp_path / "parquet" / "alltrain-v1"
+    train = pq.read_table(folder / "train.parquet")
+    for s in ("validation", "test"):
+        empty = pq.read_table(folder / f"{s}.parquet")
+        assert empty.num_rows == 0 and empty.schema == train.schema
+
+
 async def test_python_api_streams_rows_and_logs_who_read(settings, conn) -> None:
     await seed(settings, conn, 90)
     await make(settings, "api", ratios=(50, 0, 50))

@@ -110,8 +110,9 @@ ROW_GROUP = 50_000  # rows per Parquet row group (per split), the most a split b
 
 
 class _Writers:
-    """One file per split, opened on its first row. Parquet rows are buffered per split up to
-    ROW_GROUP rows, so a small split still gets row groups of a useful size."""
+    """One file per split, opened on its first row (an empty split's file at close). Parquet
+    rows are buffered per split up to ROW_GROUP rows, so a small split still gets row groups of
+    a useful size."""
 
     def __init__(self, folder: Path, fmt: str) -> None:
         self.folder, self.fmt = folder, fmt
@@ -194,6 +195,17 @@ class _Writers:
         if self.fmt == "parquet":
             for split in SPLITS:
                 self._flush(split)
+        # A split with no rows still gets its file (empty JSONL; Parquet with the schema and no
+        # rows), so a loader that expects train/validation/test finds all three.
+        for split in SPLITS:
+            if split not in self.files:
+                path = self.folder / f"{split}.{self.fmt}"
+                if self.fmt == "jsonl":
+                    self.files[split] = path.open("w", encoding="utf-8")
+                else:
+                    import pyarrow.parquet as pq
+
+                    self.files[split] = pq.ParquetWriter(path, self.schema, compression="zstd")
         self.abort()
 
     def abort(self) -> None:
