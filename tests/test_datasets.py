@@ -454,6 +454,10 @@ def test_command_line_errors_are_one_line(settings, tmp_path, monkeypatch, capsy
     (tmp_path / "x-v1").mkdir()
     code, _, err = cli("dataset", "export", "x", "--out", str(tmp_path))
     assert code == 1 and "exists already" in err
+    # Regression: the access log was written before the export ran, so a failed one counted.
+    assert "never read" in cli("dataset", "show", "x", "--access")[1]
+    assert cli("dataset", "export", "x", "--out", str(tmp_path / "ok"))[0] == 0
+    assert "never read" not in cli("dataset", "show", "x", "--access")[1]
     code, out, _ = cli("dataset", "export", "--help")
     assert code == 0 and "examples:" in out
 

@@ -393,6 +393,11 @@ async def cmd_export(args: argparse.Namespace, settings: Settings) -> int:
         async with db.pool.acquire() as conn:
             info = await versions.resolve(conn, args.ref)
             out = args.out.expanduser().resolve()
+            with progress_bar("rows", args.json, total=info.n_rows) as update:
+                sheet = await exporting.export(
+                    conn, info, fmt=args.format, out_dir=out, progress=update
+                )
+            # Logged once the files exist: a failed export read nothing out.
             await log_access(
                 conn,
                 info,
@@ -400,10 +405,6 @@ async def cmd_export(args: argparse.Namespace, settings: Settings) -> int:
                 client="export",
                 detail={"format": args.format, "out": str(out)},
             )
-            with progress_bar("rows", args.json, total=info.n_rows) as update:
-                sheet = await exporting.export(
-                    conn, info, fmt=args.format, out_dir=out, progress=update
-                )
         if args.json:
             print_json(sheet)
             return 0
