@@ -155,7 +155,8 @@ async def create(
     except _Unchanged as same:
         return same.args[0]  # type: ignore[no-any-return]
     finally:
-        await conn.execute("SELECT pg_advisory_unlock($1, hashtext($2))", _LOCK_CLASS, name)
+        if not conn.is_closed():  # a lost connection took its locks with it
+            await conn.execute("SELECT pg_advisory_unlock($1, hashtext($2))", _LOCK_CLASS, name)
 
 
 async def _create(
