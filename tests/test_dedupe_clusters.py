@@ -159,3 +159,40 @@ def test_labels_of_matches_families() -> None:
     for lab, f in zip(labels, corpus.family, strict=True):
         groups[lab].add(f)
     assert max(len(v) for v in groups.values()) == 1  # no two families merged
+
+
+async def test_a_batch_committing_late_with_a_lower_id_is_clustered(settings, conn) -> None:
+    """Parallel writers: batch N+1 commits, a run sees it, then batch N commits. The highest
+    committed id did not move, yet the run must not call the clusters up to date. Nor after a
+    repair that rewrote a SimHash without a batch (it leaves an audit row)."""
+    text = "The river ferry resumes its summer timetable on Monday with two extra evening trips"
+    await commit_raw(
+        settings, rows_of([text, "Unrelated: the library opens late on Thursdays now"]), "export"
+    )
+    low = await conn.fetchval("SELECT max(batch_id) FROM ingest_batches")
+    await conn.execute("SELECT setval('ingest_batches_batch_id_seq', $1)", low + 10)
+    await commit_raw(
+        settings,
+        rows_of(["Another unrelated note about the garden club's plant sale"], start_id=50),
+        "export",
+    )
+    first = await clusters.run(conn)
+    assert not first.up_to_date and first.clusters == 0
+    assert (await clusters.run(conn)).up_to_date
+    # The lower id commits now: a near-duplicate of the first text.
+    await conn.execute("SELECT setval('ingest_batches_batch_id_seq', $1)", low)
+    late = await commit_raw(settings, rows_of([text + " 🚢"], start_id=90), "export")
+    assert late.batch_id < low + 10
+    again = await clusters.run(conn)
+    assert not again.up_to_date and again.clusters == 1 and again.clustered == 2
+    assert (await clusters.run(conn)).up_to_date
+    # A SimHash rewritten in place by a repair (no batch, an audit row): clustered again.
+    from tgingest.store import audit
+
+    async with conn.transaction():
+        await conn.execute(
+            "UPDATE messages SET simhash = simhash # 1 WHERE message_id = 90 AND chat_id = $1",
+            CHATS[0],
+        )
+        await audit.record(conn, action="repair", target={"check": "x"}, reason="test")
+    assert not (await clusters.run(conn)).up_to_date

@@ -115,7 +115,9 @@ async def cmd_dedupe(args: argparse.Namespace, settings: Settings) -> int:
         if args.json:
             print_json(stats.as_dict())
         elif stats.up_to_date:
-            console.print("clusters are up to date (no batch since the last run; --force)")
+            console.print(
+                "clusters are up to date (no batch or repair since the last run; --force)"
+            )
         else:
             console.print(
                 f"{stats.rows:,} messages clustered in {stats.seconds:.1f} s: "

@@ -9,7 +9,11 @@ lookup, rust/near_dup.rs), and writes only the difference to what is stored. All
 than only the new rows, because one new message can bridge two clusters and change the first
 member (and so the id) of both; the in-memory pass is seconds at a million rows (benches/), and
 unchanged clusters cost no write. A run that finds no batch committed since the last run with the
-same parameters stops early.
+same parameters stops early: "since" is judged by a watermark read before the rows are loaded,
+the count and the highest id of the committed batches and of the audit rows (repairs rewrite
+a text and its SimHash without a batch), kept in the run's audit row (action `dedupe_run`).
+The count catches a batch with a lower id that committed after a run which saw a higher one
+(parallel workers); a highest id alone would never cluster it.
 
 Eligible: ordinary messages with a SimHash whose text has at least `min_bytes` bytes of UTF-8.
 Shorter texts have too few tokens for their SimHash to mean anything (random 1-2 word texts land
@@ -25,6 +29,7 @@ from __future__ import annotations
 
 import array
 import hashlib
+import json
 import struct
 import sys
 import time
@@ -36,12 +41,23 @@ import asyncpg
 
 from tgingest._core import simhash_clusters
 from tgingest.errors import TgIngestError
+from tgingest.store import audit
 
 DEFAULT_THRESHOLD = 8
 DEFAULT_MIN_BYTES = 32
 MAX_THRESHOLD = 16  # rust/near_dup.rs refuses more
 # pg_try_advisory_lock(int4, int4) namespace for a whole run: "cl" + "us".
 _LOCK = (0x636C_7573, 1)
+AUDIT_ACTION = "dedupe_run"
+
+# What the clusters depend on, read before the rows: committed batches and the audit rows of
+# everything else that changes a stored message (the runs' own rows excepted).
+_WATERMARK_SQL = f"""
+SELECT (SELECT count(*) FROM ingest_batches WHERE status = 'committed') AS batches,
+       (SELECT max(batch_id) FROM ingest_batches WHERE status = 'committed') AS max_batch_id,
+       (SELECT count(*) FROM audit_log WHERE action <> '{AUDIT_ACTION}') AS audits,
+       (SELECT max(audit_id) FROM audit_log WHERE action <> '{AUDIT_ACTION}') AS max_audit_id
+"""
 
 # Oldest first, so a cluster's smallest index is its first member.
 _ROWS_SQL = """
@@ -152,19 +168,16 @@ async def run(
     if not await conn.fetchval("SELECT pg_try_advisory_lock($1, $2)", *_LOCK):
         raise DedupeBusyError("another `tgingest dedupe run` is in progress; try again later")
     try:
-        newest = await conn.fetchval(
-            "SELECT max(batch_id) FROM ingest_batches WHERE status = 'committed'"
+        mark = dict(await conn.fetchrow(_WATERMARK_SQL))
+        newest = mark["max_batch_id"]
+        watermark = {"threshold": threshold, "min_bytes": min_bytes, **mark}
+        last = await conn.fetchval(
+            "SELECT detail FROM audit_log WHERE action = $1 ORDER BY audit_id DESC LIMIT 1",
+            AUDIT_ACTION,
         )
-        last = await conn.fetchrow(
-            """SELECT threshold, min_bytes, max_batch_id FROM dedupe_runs
-               ORDER BY run_id DESC LIMIT 1"""
-        )
-        if (
-            not force
-            and last is not None
-            and (last["threshold"], last["min_bytes"], last["max_batch_id"])
-            == (threshold, min_bytes, newest)
-        ):
+        if isinstance(last, str):
+            last = json.loads(last)
+        if not force and last is not None and last.get("watermark") == watermark:
             stats.up_to_date = True
             return stats
         if progress:
@@ -179,19 +192,32 @@ async def run(
             progress(f"storing {stats.clusters:,} clusters")
         stats.changed = await _store(conn, members)
         stats.seconds = time.monotonic() - started
-        await conn.execute(
-            """INSERT INTO dedupe_runs (threshold, min_bytes, max_batch_id, n_rows, n_clusters,
-                   n_clustered, n_changed, seconds)
-               VALUES ($1, $2, $3, $4, $5, $6, $7, $8)""",
-            threshold,
-            min_bytes,
-            newest,
-            stats.rows,
-            stats.clusters,
-            stats.clustered,
-            stats.changed,
-            stats.seconds,
-        )
+        async with conn.transaction():
+            await conn.execute(
+                """INSERT INTO dedupe_runs (threshold, min_bytes, max_batch_id, n_rows,
+                       n_clusters, n_clustered, n_changed, seconds)
+                   VALUES ($1, $2, $3, $4, $5, $6, $7, $8)""",
+                threshold,
+                min_bytes,
+                newest,
+                stats.rows,
+                stats.clusters,
+                stats.clustered,
+                stats.changed,
+                stats.seconds,
+            )
+            await audit.record(
+                conn,
+                action=AUDIT_ACTION,
+                target={"table": "dedupe_clusters"},
+                reason="near-duplicate clusters recomputed from every eligible message",
+                detail={
+                    "rows": stats.rows,
+                    "clusters": stats.clusters,
+                    "changed": stats.changed,
+                    "watermark": watermark,
+                },
+            )
         return stats
     finally:
         await conn.execute("SELECT pg_advisory_unlock($1, $2)", *_LOCK)
