@@ -19,6 +19,7 @@ tgingest schema is refused unless `overwrite`, which drops the warehouse's own t
 from __future__ import annotations
 
 import asyncio
+import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -83,6 +84,21 @@ async def check_target(conn: asyncpg.Connection, *, overwrite: bool) -> None:
         )
     for table in sorted(present):
         await conn.execute(f"DROP TABLE IF EXISTS {checked(table)} CASCADE")
+    # The warehouse's functions that depend on no table (trigger functions, helpers) outlive
+    # the tables; the migrations create them again.
+    for name in await conn.fetch(
+        r"""SELECT p.oid::regprocedure::text AS signature FROM pg_proc p
+           WHERE p.pronamespace = current_schema()::regnamespace
+             AND p.proname LIKE 'tgingest\_%'"""
+    ):
+        await conn.execute(f"DROP FUNCTION IF EXISTS {_signature(name['signature'])} CASCADE")
+
+
+def _signature(text: str) -> str:
+    """A function signature read from pg_proc, checked before it goes into DDL."""
+    if not re.fullmatch(r"tgingest_[a-z0-9_]+\([a-z0-9_, ]*\)", text):
+        raise InvalidInputError(f"unexpected function in the target: {text}")
+    return text
 
 
 async def restore(

@@ -7,7 +7,7 @@
 --
 -- p_before: a message id (exclusive); an id that is not stored pages from the nearest stored one
 -- below it. p_before_date: its date when the caller knows it (a key's date never changes).
-CREATE FUNCTION tgingest_timeline(
+CREATE OR REPLACE FUNCTION tgingest_timeline(
     p_chat bigint, p_before bigint, p_limit integer, p_before_date timestamptz DEFAULT NULL
 ) RETURNS SETOF messages LANGUAGE plpgsql STABLE AS $$
 DECLARE

@@ -26,7 +26,7 @@ CREATE INDEX audit_log_action ON audit_log (action, at);
 --    included: privileges do not bind a table's owner, a trigger does (until the owner drops
 --    it, which needs ALTER TABLE and leaves a trace in the DDL). An UPDATE that changes nothing
 --    passes, so a restore's upsert of a row it already holds is not an error.
-CREATE FUNCTION tgingest_audit_append_only() RETURNS trigger LANGUAGE plpgsql AS $$
+CREATE OR REPLACE FUNCTION tgingest_audit_append_only() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN
     IF TG_OP = 'UPDATE' AND NEW IS NOT DISTINCT FROM OLD THEN
         RETURN NEW;

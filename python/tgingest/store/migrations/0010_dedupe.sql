@@ -18,7 +18,7 @@ CREATE INDEX dedupe_clusters_cluster ON dedupe_clusters (cluster_id);
 
 -- The first 8 bytes of sha256(int8send(chat_id) || int8send(message_id)) as a signed bigint.
 -- Python computes the same (tgingest.dedupe.clusters.cluster_id); a test pins the two equal.
-CREATE FUNCTION tgingest_cluster_id(p_chat bigint, p_message bigint) RETURNS bigint
+CREATE OR REPLACE FUNCTION tgingest_cluster_id(p_chat bigint, p_message bigint) RETURNS bigint
 LANGUAGE sql IMMUTABLE STRICT PARALLEL SAFE AS $$
     SELECT ('x' || left(encode(sha256(int8send(p_chat) || int8send(p_message)), 'hex'), 16))
            ::bit(64)::bigint
