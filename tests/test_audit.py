@@ -175,6 +175,10 @@ async def test_command_line(settings, pg_dsn, conn) -> None:
     out = json.loads(run_cli(env, "audit", "list", "--batch", "9", "--json").stdout)["entries"]
     assert [e["target"] for e in out] == [{"chat_id": 5}]
     assert "because" in run_cli(env, "audit", "list", "--action", "repair").stdout
+    # A filter that matches nothing is not an empty log.
+    for args in (["--action", "nope"], ["--batch", "99999"]):
+        none = run_cli(env, "audit", "list", *args).stdout
+        assert "no audit entries match" in none and "empty" not in none, none
     bad = run_cli(env, "audit", "list", "--action", "Bad Name", check=False)
     assert bad.returncode == 2 and len(bad.stderr.splitlines()) == 1
     bad = run_cli(env, "audit", "grant-ingest", "tgingest_no_such_role_here", check=False)

@@ -159,6 +159,7 @@ async def test_command_line(settings, conn, tmp_path) -> None:
 
     for args, msg in (
         (["lineage", "nonsense"], "is not CHAT_ID/MESSAGE_ID"),
+        (["lineage", f"{m['chat_id']}/x"], "is not CHAT_ID/MESSAGE_ID"),  # not an option
         (["lineage"], "required"),
         (["lineage", item, "--impact", "3"], "not allowed"),
     ):

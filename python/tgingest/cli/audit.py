@@ -91,7 +91,12 @@ async def cmd_list(args: argparse.Namespace, settings: Settings) -> int:
                 escape(r["reason"]),
                 escape(json.dumps(r["detail"], ensure_ascii=False)[:80]),
             )
-        console.print(t if rows else "the audit log is empty")
+        if rows:
+            console.print(t)
+        elif args.action is not None or args.batch is not None:
+            console.print("no audit entries match (the filters: --action, --batch)")
+        else:
+            console.print("the audit log is empty")
         return 0
 
     return await with_db(settings, run)

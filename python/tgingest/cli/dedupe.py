@@ -76,6 +76,7 @@ def add_parsers(sub: Subparsers) -> None:
         help="instead: recompute the exact repost marks (all chats, or --chat)",
     )
     r.add_argument("--chat", type=int64, help="with --reposts: only this chat")
+    r.set_defaults(run_parser=r)  # usage errors found after parsing (exit 2)
     r.add_argument("--json", action="store_true", help="print one JSON object")
     rp = dsub.add_parser(
         "report",
@@ -96,13 +97,14 @@ def add_parsers(sub: Subparsers) -> None:
 
 
 async def cmd_dedupe(args: argparse.Namespace, settings: Settings) -> int:
+    if args.action == "run" and args.chat is not None and not args.reposts:
+        args.run_parser.error("--chat goes with --reposts; near-duplicate clusters span chats")
+
     async def go(db: Database) -> int:
         if args.action == "report":
             return await _report(db, args)
         if args.reposts:
             return await _reposts(db, args)
-        if args.chat is not None:
-            fail("--chat goes with --reposts; near-duplicate clusters span chats")
         with _status(args.json) as say:
             async with db.pool.acquire() as conn:
                 stats = await clusters.run(

@@ -82,8 +82,10 @@ def add_parsers(sub: Subparsers) -> None:
     )
     p.add_argument("--json", action="store_true", help="print one JSON object")
     # Chat ids are negative: argparse reads "-1001234/5" as an unknown option unless it looks
-    # like a negative number to this parser (a plain "-1001234" already does).
-    p._negative_number_matcher = re.compile(r"^-\d+(/\d+)?$|^-\d*\.\d+$")
+    # like a negative number to this parser (a plain "-1001234" already does). Anything after
+    # the slash counts, so a malformed ITEM ("-1001234/x") is named as such, not taken for an
+    # unknown option.
+    p._negative_number_matcher = re.compile(r"^-\d+(/.*)?$|^-\d*\.\d+$")
     p.set_defaults(handler=cmd_lineage)
 
 
