@@ -141,6 +141,38 @@ pub fn to_bytes(messages: &[RawMessage]) -> Result<Vec<u8>> {
     Ok(out)
 }
 
+/// [`to_bytes`] zstd-compressed as it is written (a zstd frame of exactly those bytes), so the
+/// uncompressed form is never held whole; returns (frame, uncompressed length).
+pub fn to_zstd(messages: &[RawMessage], level: i32) -> Result<(Vec<u8>, u64)> {
+    let failed = |e: std::io::Error| CoreError::InvalidInput(format!("cannot compress: {e}"));
+    let encoder = zstd::stream::Encoder::new(Vec::new(), level).map_err(failed)?;
+    let mut counted = Counted {
+        inner: encoder,
+        n: 0,
+    };
+    std::io::Write::write_all(&mut counted, &[WIRE_VERSION]).map_err(failed)?;
+    serde_json::to_writer(&mut counted, messages)
+        .map_err(|e| CoreError::InvalidInput(format!("cannot serialize messages: {e}")))?;
+    let n = counted.n;
+    Ok((counted.inner.finish().map_err(failed)?, n))
+}
+
+struct Counted<W> {
+    inner: W,
+    n: u64,
+}
+
+impl<W: std::io::Write> std::io::Write for Counted<W> {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        let n = self.inner.write(buf)?;
+        self.n += n as u64;
+        Ok(n)
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.inner.flush()
+    }
+}
+
 /// The inverse of [`to_bytes`]; a foreign or damaged entry is an error, never a panic.
 pub fn from_bytes(bytes: &[u8]) -> Result<Vec<RawMessage>> {
     match bytes.split_first() {
@@ -156,6 +188,15 @@ pub fn from_bytes(bytes: &[u8]) -> Result<Vec<RawMessage>> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn zstd_frame_holds_exactly_the_wire_bytes() {
+        let m = vec![RawMessage::text(-1001, 7, 1_700_000_000, "héllo 数据")];
+        let (frame, n) = to_zstd(&m, 3).unwrap();
+        let plain = to_bytes(&m).unwrap();
+        assert_eq!(n, plain.len() as u64);
+        assert_eq!(zstd::stream::decode_all(&frame[..]).unwrap(), plain);
+    }
 
     #[test]
     fn wire_format_round_trips_and_refuses_garbage() {

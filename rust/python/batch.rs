@@ -182,6 +182,12 @@ impl RawBatch {
         Ok(PyBytes::new(py, &bytes))
     }
 
+    /// `to_bytes` as a zstd frame, compressed while serialized: (frame, uncompressed size).
+    fn to_zstd<'py>(&self, py: Python<'py>, level: i32) -> PyResult<(Bound<'py, PyBytes>, u64)> {
+        let (frame, n) = detached(py, || message::to_zstd(&self.messages, level))?;
+        Ok((PyBytes::new(py, &frame), n))
+    }
+
     /// A batch read back from `to_bytes` output; damaged input raises InvalidInputError.
     #[staticmethod]
     fn from_bytes(py: Python<'_>, data: &[u8]) -> PyResult<Self> {
