@@ -516,6 +516,19 @@ async def test_a_text_damaged_with_its_hash_comes_back_from_the_ods(
     )
     assert dict(again) == dict(original)
     assert not (await run_checks(Context(conn, settings.media_root), ["content_hash"])).findings
+    # A record that is not the version the key names (another version digest: the record of
+    # a conflict, say) tells nothing of the text: the hash is rewritten instead.
+    where62 = "WHERE chat_id = $1 AND message_id = 62"
+    await conn.execute(
+        f"""UPDATE messages SET text = 'tampered 62', content_hash = '\\x{"00" * 16}'
+            {where62}""",
+        CHAT,
+    )
+    await conn.execute(f"UPDATE message_keys SET digest = digest # 1 {where62}", CHAT)
+    out = await run_checks(Context(conn, settings.media_root), ["content_hash"])
+    assert {f.summary.split()[0] for f in out.findings} == {"rows"}
+    await repairs(conn, settings, ["content_hash"])
+    assert await conn.fetchval(f"SELECT text FROM messages {where62}", CHAT) == "tampered 62"
     # Past the classification cap, the finding says it did not look the ODS up.
     await conn.execute(f"UPDATE messages SET text = 'tampered 61' {where}", CHAT)
     monkeypatch.setattr("tgingest.quality.hashes.CLASSIFY_AT_MOST", 0)

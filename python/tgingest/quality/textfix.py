@@ -10,7 +10,8 @@ damaged side, whether or not the stored hash was damaged too; the row's text and
 derived from it (raw, search tokens, content hash, SimHash) are rebuilt from the record by the
 Rust core (process_batch, the staging COPY layout) and written over those columns only: what
 other sources merged into the row stays. Otherwise (the ODS agrees with the text, or holds no
-record of that version) the hash is rewritten.
+record of that version: same edit date, and the version digest its key keeps, judged by the
+pipeline's compare_stored) the hash is rewritten.
 """
 
 from __future__ import annotations
@@ -40,7 +41,8 @@ async def damaged_texts(
     damaged side of the mismatch."""
     rows = await conn.fetch(
         """SELECT m.chat_id, m.message_id, m.batch_id, m.text,
-                  extract(epoch FROM m.edit_date)::bigint AS edit
+                  extract(epoch FROM m.edit_date)::bigint AS edit,
+                  extract(epoch FROM k.edit_date)::bigint AS key_edit, k.present, k.digest
            FROM unnest($1::bigint[], $2::bigint[]) AS t(c, i)
            JOIN message_keys k ON k.chat_id = t.c AND k.message_id = t.i
            JOIN messages m ON m.chat_id = k.chat_id AND m.date = k.date
@@ -61,6 +63,7 @@ async def damaged_texts(
         copies: dict[tuple[int, int], list[int]] = {}
         for i, key in enumerate(records.keys):
             copies.setdefault(key, []).append(i)
+        picked: list[tuple[Any, int, str]] = []
         for r in members:
             key = (r["chat_id"], r["message_id"])
             # The last copy of the version the row holds (same edit date); a batch's copy of
@@ -70,10 +73,26 @@ async def damaged_texts(
                 record = json.loads(records.message_json(i))
                 if record.get("edit_date") == r["edit"]:
                     same = (i, record.get("text") or "")
-            if same is None:
+            if same is not None and same[1] != r["text"]:
+                picked.append((r, *same))
+        if not picked:
+            continue
+        # The pipeline's own judgement that the record is the version the key names (edit date
+        # and version digest: text, entities, media type), as re-deriving a lost row uses it.
+        result = process_batch(records.select([i for _, i, _ in picked]))
+        skip, conflicts = result.compare_stored(
+            [
+                (r["chat_id"], r["message_id"], r["key_edit"], r["present"], r["digest"])
+                for r, _, _ in picked
+            ],
+            everything=True,
+        )
+        conflicted = {index for index, *_ in conflicts}
+        for j, (r, index, text) in enumerate(picked):
+            key = (r["chat_id"], r["message_id"])
+            if j in conflicted or not skip[j]:
                 continue
-            index, text = same
-            if text != r["text"] and content_hashes([text]) != computed[key]:
+            if content_hashes([text]) != computed[key]:
                 out[key] = (batch_id, index)
     return out
 
