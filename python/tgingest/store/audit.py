@@ -35,6 +35,7 @@ ACTIONS = (
     "dataset_release",
     "dataset_rollback",
     "ods_prune",
+    "dedupe_run",
 )
 _ACTION = re.compile(r"^[a-z][a-z0-9_]{0,62}$")
 _ROLE = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")
