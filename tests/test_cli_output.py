@@ -57,3 +57,31 @@ def test_a_missing_file_is_not_a_lost_connection() -> None:
     conflict = asyncpg.SerializationError("could not serialize access due to concurrent update")
     assert "run it again" in failure_line(conflict)
     assert "lost the connection" not in failure_line(conflict)
+
+
+def test_echoes_of_a_lost_connection_stay_out_of_the_error_output(caplog) -> None:
+    """asyncpg leaves futures holding the failure the command already reported: asyncio's
+    'Future exception was never retrieved' for those goes to the debug log, the rest not."""
+    import asyncio
+    import logging
+
+    import asyncpg
+
+    from tgingest.cli import _unretrieved
+
+    loop = asyncio.new_event_loop()
+    try:
+        with caplog.at_level(logging.DEBUG):
+            lost = asyncpg.ConnectionDoesNotExistError("connection was closed in the middle")
+            _unretrieved(
+                loop, {"message": "Future exception was never retrieved", "exception": lost}
+            )
+            assert [r.levelno for r in caplog.records] == [logging.DEBUG]
+            caplog.clear()
+            _unretrieved(
+                loop,
+                {"message": "Task exception was never retrieved", "exception": ValueError("x")},
+            )
+            assert [r.levelno for r in caplog.records] == [logging.ERROR]
+    finally:
+        loop.close()

@@ -10,11 +10,15 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import logging
 import os
 import sys
 import textwrap
 import traceback
+from collections.abc import Awaitable
+from typing import Any
 
+import asyncpg
 from rich.markup import escape
 
 from tgingest import __version__
@@ -34,6 +38,7 @@ from tgingest.cli.common import (
 )
 from tgingest.config import Settings
 from tgingest.errors import TgIngestError
+from tgingest.store.retry import is_transient
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -74,6 +79,24 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+async def _run(command: Awaitable[int]) -> int:
+    asyncio.get_running_loop().set_exception_handler(_unretrieved)
+    return await command
+
+
+def _unretrieved(loop: asyncio.AbstractEventLoop, context: dict[str, Any]) -> None:
+    """When the server goes away mid-operation, asyncpg leaves futures of that connection
+    holding the same failure nobody awaits; the command reports the failure once, in its own
+    line, so these echoes go to the debug log. Anything else is asyncio's to report."""
+    error = context.get("exception")
+    if isinstance(error, asyncpg.PostgresConnectionError | asyncpg.InterfaceError) or (
+        isinstance(error, OSError | ConnectionError) and is_transient(error)
+    ):
+        logging.getLogger("tgingest").debug("after a lost connection: %s", context["message"])
+        return
+    loop.default_exception_handler(context)
+
+
 def main(argv: list[str] | None = None) -> int:
     # Whatever the user's umask, what this process creates (and what the libraries it drives
     # create: the embedded server's files, Telegram sessions) is private; tgingest.fs sets
@@ -84,7 +107,7 @@ def main(argv: list[str] | None = None) -> int:
     configure_logging(args.verbose)
     try:
         settings = Settings.from_env()
-        return asyncio.run(args.handler(args, settings))
+        return asyncio.run(_run(args.handler(args, settings)))
     except TgIngestError as e:
         err_console.print(f"[bold red]error:[/] {escape(str(e))}", soft_wrap=True)
         return 1
