@@ -90,7 +90,13 @@ async def test_without_retries_it_stops_with_one_line_and_resumes(
             lines = stderr.strip().splitlines()
             assert len(lines) == 1, stderr
             assert lines[0].startswith("error: lost the connection to PostgreSQL (")
-            assert "terminating connection due to administrator command" in lines[0]
+            # The server's words, or (when asyncpg left them in a future nobody awaits and
+            # reports only its protocol state) what happened to the connection.
+            assert (
+                "terminating connection due to administrator command" in lines[0]
+                or "the connection broke in the middle of an operation" in lines[0]
+            ), lines[0]
+            assert "cannot switch to state" not in lines[0]
             assert (
                 "committed before are kept, and running the same import again resumes" in lines[0]
             )
