@@ -12,6 +12,7 @@ import tgingest
 from tgingest.errors import InvalidInputError
 from tgingest.rows import Message
 from tgingest.samples import write_export
+from tgingest.store import lookup
 from tgingest.store import timeline as keyset
 
 from helpers import import_export
@@ -134,6 +135,45 @@ async def test_a_timeline_page_reads_one_partition(wh, pg_dsn) -> None:
     assert now["messages_y2023m12"] > was["messages_y2023m12"]
     assert now["messages_y2023m11"] == was["messages_y2023m11"]
     assert now["messages_default"] == was["messages_default"]
+
+
+async def test_a_message_read_probes_one_partition(wh, pg_dsn) -> None:
+    """message() is one statement (tgingest_message, migration 0013) that opens only the
+    partition holding the message, also once PostgreSQL caches the function's plan (after five
+    calls); a message whose partition is gone (archived) is not found."""
+    conn = await asyncpg.connect(pg_dsn)
+
+    async def scans() -> dict[str, int]:
+        await conn.execute("SELECT pg_stat_force_next_flush()")
+        await conn.execute("SELECT 1")
+        rows = await conn.fetch(
+            "SELECT relname, coalesce(idx_scan, 0) AS n FROM pg_stat_user_tables "
+            "WHERE relname LIKE 'messages_%'"
+        )
+        return {r["relname"]: r["n"] for r in rows}
+
+    try:
+        ids = [
+            r["message_id"]
+            for r in await conn.fetch(
+                """SELECT message_id FROM messages WHERE chat_id = $1 AND date >= '2023-12-05'
+                   ORDER BY message_id LIMIT 12""",
+                CHAT,
+            )
+        ]
+        was = await scans()
+        found = [await lookup.message(conn, CHAT, m) for m in ids]
+        now = await scans()
+        assert [m.message_id for m in found if m is not None] == ids
+        assert now["messages_y2023m12"] >= was["messages_y2023m12"] + len(ids)
+        assert now["messages_y2023m11"] == was["messages_y2023m11"]
+        assert now["messages_default"] == was["messages_default"]
+        # A key with no row (its partition detached, as an archive run leaves it): not found.
+        await conn.execute("ALTER TABLE messages DETACH PARTITION messages_y2023m12")
+        assert await lookup.message(conn, CHAT, ids[0]) is None
+        assert await wh.message(CHAT, ids[1]) is None
+    finally:
+        await conn.close()
 
 
 async def test_search_prunes_by_since_until_chat_and_ranks_all(wh) -> None:
