@@ -12,7 +12,7 @@ import tgingest
 from tgingest.errors import InvalidInputError
 from tgingest.rows import Message
 from tgingest.samples import write_export
-from tgingest.store import lookup
+from tgingest.store import lookup, queries
 from tgingest.store import timeline as keyset
 
 from helpers import import_export
@@ -201,6 +201,56 @@ async def test_search_prunes_by_since_until_chat_and_ranks_all(wh) -> None:
     assert [h.rank for h in ranked] == sorted((h.rank for h in ranked), reverse=True)
     assert ranked[0].rank >= windowed.hits[0].rank
     assert {h.message.message_id for h in ranked} == {h.message.message_id for h in whole.hits}
+
+
+async def test_a_frequent_term_walks_the_date_index_with_the_same_hits(
+    wh, pg_dsn, monkeypatch
+) -> None:
+    """A term the planner expects in a large share of a partition is searched by walking the
+    date index newest first; the hits are those the GIN path finds, whether the walk fills the
+    window, runs out of rows (a partition smaller than its budget) or comes back short (the
+    GIN path takes over). A rare term never walks."""
+    conn = await asyncpg.connect(pg_dsn)
+    await conn.execute("ANALYZE messages")
+
+    async def date_scans() -> int:
+        await conn.execute("SELECT pg_stat_force_next_flush()")
+        await conn.execute("SELECT 1")
+        return await conn.fetchval(
+            """SELECT coalesce(sum(idx_scan), 0) FROM pg_stat_user_indexes
+               WHERE indexrelname IN ('messages_y2023m11_date_idx', 'messages_y2023m12_date_idx')"""
+        )
+
+    async def hits(query: str, window: int, factor: int) -> tuple[list, int]:
+        monkeypatch.setattr(queries, "WALK_FACTOR", factor)
+        was = await date_scans()
+        rows = await queries.search(conn, query, limit=window, window=window)
+        return [(r["chat_id"], r["message_id"], r["rank"]) for r in rows], await date_scans() - was
+
+    try:
+        share = await conn.fetchval(
+            "SELECT avg((search @@ 'see'::tsquery)::int)::float8 FROM messages"
+        )
+        assert 0.1 < share < 0.5  # 'see' is in a fifth of the sample's messages
+        for window in (20, 3000, 6000):  # fills in December; runs over December's rows; all
+            gin, gin_scans = await hits("see", window, 0)
+            walked, walk_scans = await hits("see", window, 10)
+            assert walked == gin and len(gin) == min(window, round(share * 6000))
+            assert gin_scans == 0 and walk_scans > 0
+        # Estimated frequent but short in the walk (a budget of 1.2x the window at a 20% share):
+        # the GIN index finishes, with the same hits.
+        gin, _ = await hits("see", 500, 0)
+        monkeypatch.setattr(queries, "_frequent", _always)
+        assert (await hits("see", 500, 1))[0] == gin
+        monkeypatch.undo()
+        rare, scans = await hits("数据库", 50, 4)
+        assert rare and scans == 0
+    finally:
+        await conn.close()
+
+
+async def _always(*_args) -> bool:
+    return True
 
 
 async def test_chat_and_stats(wh) -> None:
