@@ -52,16 +52,18 @@ QUERIES = {
 
 
 async def _load(
-    conn: asyncpg.Connection, schema: str, data: bytes, corpus: str
+    conn: asyncpg.Connection, schema: str, data: bytes, corpus: str, *, date_index: bool = True
 ) -> dict[str, float]:
     """Raw binary COPY of `data` into a fresh schema (search index maintained): seconds, then
     sizes of the search column and the grown index, search p95 on it, and the size of the index
-    built in one pass."""
+    built in one pass. Without `date_index` the schema lacks migration 0014's index."""
     await conn.execute(f"CREATE SCHEMA {schema}")
     await conn.execute(f"SET search_path = {schema}")
     try:
         for migration in available():
             await conn.execute(migration.sql)
+        if not date_index:
+            await conn.execute("DROP INDEX messages_date")
         months = await conn.fetch(
             """SELECT DISTINCT extract(year FROM date AT TIME ZONE 'UTC')::int AS y,
                       extract(month FROM date AT TIME ZONE 'UTC')::int AS m FROM public.messages"""
@@ -106,9 +108,60 @@ async def _search_p95(conn: asyncpg.Connection, corpus: str) -> float:
     return statistics.quantiles(samples, n=20)[18]
 
 
+async def _walk_against_gin(conn: asyncpg.Connection, corpus: str) -> tuple[float, float]:
+    """Search p95 with frequent terms walking the date index, and with the GIN index only."""
+    runs: dict[int, list[float]] = {queries.WALK_FACTOR: [], 0: []}
+    default = queries.WALK_FACTOR
+    try:
+        for factor in [default, 0] * 2:
+            queries.WALK_FACTOR = factor
+            runs[factor].append(await _search_p95(conn, corpus))
+    finally:
+        queries.WALK_FACTOR = default
+    return min(runs[default]), min(runs[0])
+
+
+# Search keys as 32-bit hashes of the lexemes (no positions), the issue's first storage
+# direction: column and one-pass GIN sizes against the tsvector's, and how many rows a phrase
+# query would have to verify against the text (the keys cannot tell adjacency).
+_PHRASE = {"bench": ("backup", "finished"), "cjk": ("the", "database")}
+
+
+async def _hashed_keys(conn: asyncpg.Connection, corpus: str) -> dict[str, float | str]:
+    a, b = _PHRASE[corpus]
+    await conn.execute(
+        """CREATE TABLE keys_tsv AS SELECT search FROM messages;
+           CREATE TABLE keys_int AS SELECT array(SELECT hashtext(l)
+               FROM unnest(tsvector_to_array(search)) l)::int4[] AS keys FROM messages;
+           CREATE INDEX keys_tsv_gin ON keys_tsv USING gin (search);
+           CREATE INDEX keys_int_gin ON keys_int USING gin (keys)"""
+    )
+    try:
+        return {
+            "tsv_column": await conn.fetchval("SELECT sum(pg_column_size(search)) FROM keys_tsv"),
+            "int4_column": await conn.fetchval("SELECT sum(pg_column_size(keys)) FROM keys_int"),
+            "tsv_gin": await conn.fetchval("SELECT pg_relation_size('keys_tsv_gin')"),
+            "int4_gin": await conn.fetchval("SELECT pg_relation_size('keys_int_gin')"),
+            "phrase": f'"{a} {b}"',
+            "matches": await conn.fetchval(
+                "SELECT count(*) FROM keys_tsv WHERE search @@ tsquery_phrase($1, $2)",
+                f"'{a}'",
+                f"'{b}'",
+            ),
+            "candidates": await conn.fetchval(
+                "SELECT count(*) FROM keys_int WHERE keys @> ARRAY[hashtext($1), hashtext($2)]",
+                a,
+                b,
+            ),
+        }
+    finally:
+        await conn.execute("DROP TABLE keys_tsv, keys_int")
+
+
 @pytest.mark.parametrize("corpus", ["bench", "cjk"])
 async def test_search_storage(pg_dsn, tmp_path, full, record, corpus) -> None:
-    # 300k by default under `make bench` (six loads of the rows follow the import);
+    # 300k by default under `make bench` (six loads of the rows follow the import: three
+    # schemas, twice each);
     # TGINGEST_BENCH_SEARCH_MESSAGES=1000000 for the issue's 1M.
     n = int(os.environ.get("TGINGEST_BENCH_SEARCH_MESSAGES", 300_000)) if full else 5_000
     if corpus == "cjk":
@@ -130,6 +183,8 @@ async def test_search_storage(pg_dsn, tmp_path, full, record, corpus) -> None:
             disk = await total_bytes(conn)
             parts = await breakdown(conn)
             p95 = await _search_p95(conn, corpus)
+            walk_p95, gin_p95 = await _walk_against_gin(conn, corpus)
+            keys = await _hashed_keys(conn, corpus)
             await search_rebuild.compact(conn)
             compacted = await total_bytes(conn)
             for q in QUERIES[corpus][:5]:
@@ -153,9 +208,11 @@ async def test_search_storage(pg_dsn, tmp_path, full, record, corpus) -> None:
             v1 = buf.getvalue()
             # Twice each, alternating, the faster kept: the machine is shared and noisy.
             runs = []
-            for k, form in [(2, v2), (1, v1)] * 2:
-                runs.append(await _load(conn, f"form{k}", form, corpus))
-            second, first = (min(runs[i], runs[i + 2], key=lambda r: r["load_s"]) for i in (0, 1))
+            for k, form in [(2, v2), (1, v1), (0, v2)] * 2:
+                runs.append(await _load(conn, f"form{k}", form, corpus, date_index=k > 0))
+            second, first, undated = (
+                min(runs[i], runs[i + 3], key=lambda r: r["load_s"]) for i in (0, 1, 2)
+            )
     print(
         f"\nstorage breakdown, {corpus} corpus, {n:,} messages:\n"
         + "\n".join(render(parts, disk, raw))
@@ -221,6 +278,32 @@ async def test_search_storage(pg_dsn, tmp_path, full, record, corpus) -> None:
         "MiB",
         "(what rebuild-search's REINDEX gives back)",
         f"one-pass build {second['build_s']:.1f} s; grown includes each partition's pending list",
+    )
+    record(
+        f"search p95, frequent terms walk the date index vs GIN only ({label})",
+        walk_p95,
+        gin_p95,
+        "ms",
+        "(what migration 0014's walk gives)",
+        "same rows, same queries, alternating; GIN only = WALK_FACTOR 0",
+    )
+    record(
+        f"load with the date index vs without ({label})",
+        second["load_s"],
+        undated["load_s"],
+        "s",
+        "(the date index's write cost)",
+        f"raw COPY of {n:,} rows into the same schema, best of 2 each, alternating",
+    )
+    record(
+        f"search keys as hashed int4[] vs tsvector: column ({label})",
+        keys["int4_column"] / 2**20,
+        keys["tsv_column"] / 2**20,
+        "MiB",
+        "(evaluated, not taken)",
+        f"GIN built in one pass {keys['int4_gin'] / 2**20:.1f} vs {keys['tsv_gin'] / 2**20:.1f}"
+        f" MiB; phrase {keys['phrase']}: {keys['candidates']:,} rows to verify against the text"
+        f" for {keys['matches']:,} matches",
     )
     record(
         f"search p95 ({label}, prefix + stems)",
