@@ -3,9 +3,9 @@
 A message is found through message_keys, which holds its canonical date; the row is then read
 from the one partition holding that date. `tgingest_message()` (migration 0013) does both in
 one round trip, the date passed to the row's statement as a parameter so that PostgreSQL prunes
-the other partitions before it opens them (one statement joining message_keys would plan and
-start a probe into every partition). A message whose partition was archived has a key but no
-row: not found, like a message never stored.
+the other partitions before it opens them, at planning or when a cached plan starts (one
+statement joining message_keys would plan and start a probe into every partition). A message
+whose partition was archived has a key but no row: not found, like a message never stored.
 """
 
 from __future__ import annotations

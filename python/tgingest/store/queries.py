@@ -89,32 +89,40 @@ SEARCH_WINDOW = 1000
 # newest matches are among the newest rows, so walking a partition's date index newest first
 # finds a window's worth after reading a few times that many rows, where the GIN index would
 # list a third of the partition for PostgreSQL to fetch and sort (120 ms a partition against
-# 4 ms, 80k CJK-heavy rows). A search walks when the planner's estimate of its matches in the
-# newest partition is at least 1/WALK_FACTOR of the rows; a walk reads at most WALK_FACTOR times
-# the matches still wanted, and one that comes back short (the estimate was high) hands that
-# partition and the older ones to the GIN index.
+# 4 ms, 80k CJK-heavy rows). A search walks when the planner expects its matches in at least
+# 1/WALK_FACTOR of the rows of the newest partition holding any; a walk reads at most
+# WALK_FACTOR times the matches still wanted, and one that comes back short (the estimate was
+# high) hands that partition and the older ones to the GIN index.
 WALK_FACTOR = 4
 _FILTERS = """($2::bigint IS NULL OR chat_id = $2)
                         AND ($3::timestamptz IS NULL OR date >= $3)
                         AND ($5::timestamptz IS NULL OR date < $5)"""
-_WALK_SQL = f"""SELECT {MESSAGE_COLUMNS}, ts_rank(search, $1::tsquery)::float8 AS rank
-                FROM (SELECT {MESSAGE_COLUMNS}, search, deleted_at FROM {{name}}
-                      WHERE {_FILTERS} ORDER BY date DESC LIMIT $6) newest
-                WHERE search @@ $1::tsquery AND deleted_at IS NULL
-                ORDER BY date DESC LIMIT $4"""
-# Whether a short walk read every row in range (a small partition): then its matches are all.
-_WALK_ROWS_SQL = """SELECT count(*) FROM (SELECT 1 FROM {name}
-                     WHERE ($1::bigint IS NULL OR chat_id = $1)
-                       AND ($2::timestamptz IS NULL OR date >= $2)
-                       AND ($3::timestamptz IS NULL OR date < $3) LIMIT $4) newest"""
-_ESTIMATE_SQL = "EXPLAIN (FORMAT JSON) SELECT 1 FROM {name} WHERE search @@ $1::tsquery"
-# Not frequent: the matches listed from the GIN index, then sorted. The sort key is an expression
-# so that the planner cannot walk the date index instead: it underrates what a walk reads when
-# the matches are few (a 2% term: 334 ms walking against 40 ms from the GIN index).
+# Both ways order the partition's rows alike, ties on the date included, so a window holds the
+# same rows whichever way found them (a repost shares its original's second, and its rank).
+_ORDER = "date DESC, chat_id DESC, message_id DESC"
+# The walk: the newest $6 rows in range; the matches among them, and the $6-th row whether or
+# not it matches (`n`), whose presence says the walk stopped at its budget, not at the end of
+# the rows (then rows beyond it may match). One statement: one snapshot.
+_WALK_SQL = f"""SELECT {MESSAGE_COLUMNS}, hit, n, ts_rank(search, $1::tsquery)::float8 AS rank
+                FROM (SELECT * FROM (
+                          SELECT *, search @@ $1::tsquery AND deleted_at IS NULL AS hit,
+                                 row_number() OVER (ORDER BY {_ORDER}) AS n
+                          FROM (SELECT {MESSAGE_COLUMNS}, search, deleted_at FROM {{name}}
+                                WHERE {_FILTERS} ORDER BY {_ORDER} LIMIT $6) newest) walked
+                      WHERE hit OR n = $6 ORDER BY n LIMIT $4 + 1) found"""
+# The partition's rows as the planner counts them now (not as of its last ANALYZE), and those
+# it expects to match.
+_ESTIMATE_SQL = """EXPLAIN (FORMAT JSON)
+                   SELECT 1 FROM {name} WHERE search @@ $1::tsquery
+                   UNION ALL SELECT 1 FROM {name}"""
+# Not frequent: the matches listed from the GIN index, then sorted. The first sort key is an
+# expression so that the planner cannot walk the date index instead: it underrates what a walk
+# reads when the matches are few (a 2% term: 334 ms walking against 40 ms from the GIN index).
 _BITMAP_SQL = f"""SELECT {MESSAGE_COLUMNS}, ts_rank(search, $1::tsquery)::float8 AS rank
                 FROM (SELECT * FROM {{name}}
                       WHERE search @@ $1::tsquery AND {_FILTERS} AND deleted_at IS NULL
-                      ORDER BY date + interval '0' DESC LIMIT $4) newest"""
+                      ORDER BY date + interval '0' DESC, chat_id DESC, message_id DESC
+                      LIMIT $4) newest"""
 _PARTITION = re.compile(r"^messages_(y\d{4}m\d{2}|default)$")
 _BOUND = re.compile(r"FROM \('([^']+)'\) TO \('([^']+)'\)")
 
@@ -185,16 +193,15 @@ async def search(
         rows: list[dict[str, Any]] | None = None
         if walking is None:
             walking = await _frequent(conn, name, tsquery)
-        if walking is not False:
+        if walking:
             # The partition name comes from pg_class and matched _PARTITION above.
             budget = WALK_FACTOR * want
-            rows = [dict(r) for r in await conn.fetch(_WALK_SQL.format(name=name), *args, budget)]
-            if len(rows) < want:
-                read = await conn.fetchval(
-                    _WALK_ROWS_SQL.format(name=name), chat_id, since, until, budget
-                )
-                if read >= budget:  # rows beyond the walk may match: not so frequent after all
-                    rows, walking = None, False
+            walk = await conn.fetch(_WALK_SQL.format(name=name), *args, budget)
+            hits = [r for r in walk if r["hit"]][:want]
+            if len(hits) >= want or not any(r["n"] == budget for r in walk):
+                rows = [_without(r, ("hit", "n")) for r in hits]  # enough, or every row read
+            else:
+                walking = False  # rows beyond the walk may match: not so frequent after all
         if rows is None:
             rows = [dict(r) for r in await conn.fetch(_BITMAP_SQL.format(name=name), *args)]
         candidates.extend(rows)
@@ -211,17 +218,22 @@ async def search(
     return candidates[:limit]
 
 
+def _without(record: asyncpg.Record, columns: tuple[str, ...]) -> dict[str, Any]:
+    return {k: v for k, v in record.items() if k not in columns}
+
+
 async def _frequent(conn: asyncpg.Connection, partition: str, tsquery: str) -> bool | None:
     """Whether the planner expects `tsquery` in at least 1/WALK_FACTOR of the partition's rows;
-    None when the partition holds no rows it knows of (empty, or never analyzed: a walk there is
-    the bounded bet, and it shows whether the rows run out before the budget)."""
+    None (still undecided) when the partition holds no rows it knows of: empty, or never
+    analyzed, which the GIN index answers as before."""
     if WALK_FACTOR <= 0:
         return False
-    rows = await conn.fetchval("SELECT reltuples FROM pg_class WHERE oid = $1::regclass", partition)
-    if rows is None or rows <= 0:
+    pages = await conn.fetchval("SELECT relpages FROM pg_class WHERE oid = $1::regclass", partition)
+    if not pages:
         return None
     plan = json.loads(await conn.fetchval(_ESTIMATE_SQL.format(name=partition), tsquery))
-    return bool(plan[0]["Plan"]["Plan Rows"] * WALK_FACTOR >= rows)
+    matching, rows = (p["Plan Rows"] for p in plan[0]["Plan"]["Plans"])
+    return bool(rows > 0 and matching * WALK_FACTOR >= rows)
 
 
 async def _search_all(
