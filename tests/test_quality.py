@@ -280,7 +280,7 @@ async def test_each_damage_is_found_exactly_then_repaired_and_audited(
 async def test_freshness_and_volume_on_a_followed_chat(settings, conn, tmp_path) -> None:
     now = int(dt.datetime.now(dt.UTC).timestamp())
     chat = -1001777000001
-    start = now - 60 * DAY
+    start = now // DAY * DAY - 60 * DAY  # midnight UTC: the spike day's rows stay in their day
     ids, dates, next_id = [], [], 1
     for day in range(30):  # 40 messages a day for 30 days, ending 30 days ago
         n = {10: 2, 20: 400}.get(day, 40)  # day 10 lost most of its rows; day 20 a spike
