@@ -70,6 +70,7 @@ bench: build
 
 # The read path at 10M messages (benches/scale_10m.py, named here: `make test` never collects
 # it): about an hour and ~15 GB of disk; its rows go to their own section of benches/README.md.
+# BENCH_10M_DSN=postgresql://.../name keeps the database: a second run only measures.
 .PHONY: bench-10m
 bench-10m: build
 	$(BIN)/python -m pytest -q -s benches/scale_10m.py -o addopts="-p no:cacheprovider"

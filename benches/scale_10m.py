@@ -7,6 +7,10 @@ random positions of one chat against the message_id plan on the same pages, sear
 multi-script query set, one `search --all` of a common word, and a cold `message()`. Its rows go
 to their own section of benches/README.md (the main table is `make bench`'s). The file name
 keeps it out of the default collection; the Makefile names it.
+
+BENCH_10M_DSN names a database to keep instead of a throwaway one: the first run imports into
+it, later runs find the messages there and only measure (the import takes most of the hour;
+the measurements want a quiet machine).
 """
 
 from __future__ import annotations
@@ -42,21 +46,30 @@ def _p(samples: list[float], q: int) -> float:
 
 async def test_ten_million_messages(pg_dsn, tmp_path, record) -> None:
     total = CHATS * PER_CHAT
+    pg_dsn = os.environ.get("BENCH_10M_DSN", pg_dsn)
     settings = Settings(dsn=pg_dsn, data_dir=tmp_path / "data", bloom_capacity=2 * total)
     chat_ids = [-(10**12 + 1_700_000_000 + k) for k in range(CHATS)]
     t0 = time.perf_counter()
     async with await Database.open(settings) as db, Pipeline(db, settings) as pipeline:
+        async with db.pool.acquire() as conn:
+            have = dict(
+                await conn.fetch("SELECT chat_id, count(*) FROM message_keys GROUP BY chat_id")
+            )
+        stored = sum(have.values())
         for k, chat_id in enumerate(chat_ids):
+            if have.get(chat_id, 0) >= PER_CHAT:
+                continue
             path = write_export(
                 tmp_path / f"exp{k}", messages_per_chat=PER_CHAT, seed=k, with_media=False
             )
             export = DesktopExport(path, chat_id=chat_id)
             export.with_media = False
-            assert (await pipeline.run(export)).counts.new == PER_CHAT
+            new = (await pipeline.run(export)).counts.new
+            assert new == PER_CHAT - have.get(chat_id, 0)
             path.unlink()
         async with db.pool.acquire() as conn:
             await conn.execute("VACUUM ANALYZE")
-    import_s = time.perf_counter() - t0
+    import_s = time.perf_counter() - t0 if stored < total else float("nan")
 
     rows = []
     rng = random.Random(3)
@@ -151,7 +164,9 @@ async def test_ten_million_messages(pg_dsn, tmp_path, record) -> None:
             1000.0,
             "us",
             "< 1 ms",
-            f"median; import took {import_s / 60:.0f} min",
+            f"median; import took {import_s / 60:.0f} min"
+            if import_s == import_s
+            else "median; measured on a kept database (BENCH_10M_DSN)",
             goal=1,
         )
     )
