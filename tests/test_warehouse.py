@@ -181,6 +181,33 @@ async def test_a_message_read_probes_one_partition(wh, pg_dsn) -> None:
         await conn.close()
 
 
+async def test_finding_a_messages_date_reads_no_key_heap(wh, pg_dsn) -> None:
+    """A timeline page from a message id and message() start by finding that message's date
+    in message_keys: its primary key includes the date (migration 0015), so once VACUUM has
+    marked the table's pages all-visible the lookups are index-only scans that fetch no heap
+    page (at 10M messages a heap page is rarely in shared buffers)."""
+    conn = await asyncpg.connect(pg_dsn)
+    try:
+        await conn.execute("VACUUM message_keys")
+        for where in ("k.message_id <= $2 ORDER BY k.message_id DESC LIMIT 1", "k.message_id = $2"):
+            plan = "\n".join(
+                r[0]
+                for r in await conn.fetch(
+                    "EXPLAIN (ANALYZE, COSTS OFF) SELECT k.date FROM message_keys k "
+                    f"WHERE k.chat_id = $1 AND {where}",
+                    CHAT,
+                    4500,
+                )
+            )
+            assert "Index Only Scan" in plan and "Heap Fetches: 0" in plan, plan
+        # And the functions that run those lookups still find the messages.
+        rows = await keyset.timeline(conn, CHAT, before=4500, limit=5)
+        assert [r["message_id"] for r in rows] == [4499, 4498, 4497, 4496, 4495]
+        assert (await lookup.message(conn, CHAT, 4500)).message_id == 4500
+    finally:
+        await conn.close()
+
+
 async def test_search_prunes_by_since_until_chat_and_ranks_all(wh) -> None:
     whole = await wh.search("数据库", limit=1000, window=100_000)
     assert len(whole.hits) > 50
