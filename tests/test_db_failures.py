@@ -15,7 +15,7 @@ from tgingest.errors import DatabaseError
 from tgingest.samples import write_export
 from tgingest.store.database import APPLICATION_NAME, Database
 from tgingest.store.partitions import Partitions
-from tgingest.store.retry import is_transient, retrying
+from tgingest.store.retry import describe, is_transient, retrying
 
 from helpers import import_export
 
@@ -75,6 +75,22 @@ def test_transient_failures_are_told_apart_from_real_ones() -> None:
     )
     assert all(is_transient(e) for e in transient)
     assert not any(is_transient(e) for e in real)
+
+
+def test_a_connection_left_mid_operation_is_described_in_plain_words() -> None:
+    # asyncpg raises either class for the same broken state, depending on which step met it;
+    # neither's protocol words ("state 21") mean anything to a user.
+    for e in (
+        asyncpg.InterfaceError("cannot switch to state 21; another operation is in progress"),
+        asyncpg.exceptions.InternalClientError(
+            "cannot switch to state 21; another operation (2) is in progress"
+        ),
+    ):
+        line = describe(e)
+        assert "state 21" not in line
+        assert "the connection broke in the middle of an operation" in line
+    admin = asyncpg.AdminShutdownError("terminating connection due to administrator command")
+    assert describe(admin).startswith("the server ended the connection")
 
 
 async def test_retrying_waits_within_its_budget() -> None:

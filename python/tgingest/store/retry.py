@@ -85,7 +85,10 @@ def describe(e: BaseException) -> str:
         return f"the server ended the connection ({text})"
     if isinstance(e, ConnectionRefusedError | asyncpg.CannotConnectNowError):
         return f"the server is not accepting connections ({text})"
-    if isinstance(e, asyncpg.InterfaceError) and "another operation" in text:
+    if (
+        isinstance(e, asyncpg.InterfaceError | asyncpg.exceptions.InternalClientError)
+        and "another operation" in text
+    ):
         # The server's own words went to a future asyncpg left unawaited (the COPY's), and the
         # next step on the broken connection reports only its protocol state.
         return (
