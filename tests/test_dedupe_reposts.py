@@ -14,6 +14,7 @@ import pytest
 import redis.asyncio as aioredis
 
 from tgingest._core import RawBatch, content_hashes, content_keys
+from tgingest.dedupe import reposts
 from tgingest.dedupe.reposts import Candidate
 from tgingest.dedupe.window import RepostWindow
 from tgingest.pipeline import Pipeline
@@ -289,4 +290,23 @@ async def test_any_order_any_batching_gives_the_rule(settings, conn) -> None:
                 part = order[i : i + size]
                 await p.commit_source_batch(SourceBatch(source="export", batch=batch(part)))
                 i += size
+    assert await marks(conn) == want
+
+
+async def test_a_mark_written_outside_the_lock_does_not_break_the_batch(
+    settings, conn, monkeypatch
+) -> None:
+    """New marks go in by COPY, trusting that nothing wrote one since they were read under the
+    chat's lock; a writer outside the lock (a restore) breaks that trust. Here the read is made
+    blind to the stored marks, so every one looks new and the COPY collides: the savepoint
+    rolls back, the upsert settles them, and the marks still follow the rule."""
+    t0 = 1_700_000_000
+    rows = [(CHAT, i, t0 + i * 60, f"announcement {i % 3} of the week") for i in range(1, 301)]
+    await commit_raw(settings, batch(rows))
+    want = reference(rows)
+    assert len(want) > reposts._COPY_MIN and await marks(conn) == want
+    monkeypatch.setattr(reposts, "_MARKS_SQL", reposts._MARKS_SQL + " WHERE false")
+    async with conn.transaction():
+        stats = await reposts.rebuild(conn, [CHAT])
+    assert stats.marked == len(want)  # all rewritten by the upsert, none twice
     assert await marks(conn) == want

@@ -168,6 +168,10 @@ SET repost_of = EXCLUDED.repost_of, first_date = EXCLUDED.first_date,
     date = EXCLUDED.date, batch_id = EXCLUDED.batch_id
 """
 
+# Below this many new marks, the upsert's one statement costs less than a COPY's round trips.
+_COPY_MIN = 64
+_COPY_COLUMNS = ("chat_id", "message_id", "repost_of", "date", "first_date", "batch_id")
+
 _DELETE_SQL = "DELETE FROM reposts WHERE chat_id = $1 AND message_id = ANY($2::bigint[])"
 
 
@@ -360,6 +364,8 @@ async def recompute(
         else {}
     )
     stats.recomputed += len(digests)
+    # Marks a message gets for the first time (`fresh`), and marks that change (`ups`).
+    fresh: list[tuple[int, int, dt.datetime, dt.datetime]] = []
     ups: list[tuple[int, int, dt.datetime, dt.datetime]] = []
     clear: list[int] = []
     seen: set[int] = set()
@@ -380,9 +386,15 @@ async def recompute(
             original = (message_id, date)
             if have is not None:
                 clear.append(message_id)
+        elif have is None:
+            fresh.append((message_id, original[0], date, original[1]))
         elif have != original[0]:
             ups.append((message_id, original[0], date, original[1]))
     clear.extend(m for m in involved if m not in seen)
+    if fresh:
+        left = await _copy_fresh(conn, chat_id, fresh, batch_id)
+        stats.marked += len(fresh) - len(left)
+        ups.extend(left)
     if ups:
         cols = list(zip(*ups, strict=True))
         await conn.execute(_UPSERT_SQL, chat_id, *map(list, cols), batch_id)
@@ -390,6 +402,32 @@ async def recompute(
     if clear:
         await conn.execute(_DELETE_SQL, chat_id, clear)
         stats.cleared += len(clear)
+
+
+async def _copy_fresh(
+    conn: asyncpg.Connection,
+    chat_id: int,
+    fresh: list[tuple[int, int, dt.datetime, dt.datetime]],
+    batch_id: int | None,
+) -> list[tuple[int, int, dt.datetime, dt.datetime]]:
+    """Write marks of messages that had none; returns those left for the upsert.
+
+    Under the chat's lock no marking writer can have added one since `_MARKS_SQL` read them,
+    so an import's thousands of new marks go in by COPY (2-3x cheaper than the upsert's
+    speculative insertion). Only a writer outside the lock (a restore into a running
+    warehouse) could collide: the savepoint then rolls back and the upsert settles them."""
+    if len(fresh) < _COPY_MIN:
+        return fresh
+    try:
+        async with conn.transaction():
+            await conn.copy_records_to_table(
+                "reposts",
+                records=[(chat_id, *m, batch_id) for m in fresh],
+                columns=_COPY_COLUMNS,
+            )
+    except asyncpg.UniqueViolationError:
+        return fresh
+    return []
 
 
 async def rebuild(
