@@ -76,6 +76,7 @@ DSNS = [
     ("postgresql://someone:S3NTINEL@localhost/db?port=x", "port 'x'"),
     ("postgresql://some one:S3NTINEL@localhost/db", "spaces or control characters"),
     ("postgresql://someone:S3NTINEL@localhost/db\n", "spaces or control characters"),
+    ("postgresql://someone:S3NTINEL@localhost/d\udcff", "not valid UTF-8"),
 ]
 
 
@@ -103,6 +104,24 @@ def _one_line(capsys: pytest.CaptureFixture[str], argv: list[str]) -> tuple[int,
 def test_usage_errors_are_one_line_and_exit_2(capsys, argv: list[str]) -> None:
     code, _ = _one_line(capsys, argv)
     assert code == 2
+
+
+# Bytes that are not UTF-8 in argv (a shell's $'\\xff', a Latin-1 terminal) reach Python as
+# lone surrogates; any command, any position.
+NOT_UTF8 = [
+    ["search", "da\udcfft"],
+    ["search", "--since", "2024-01-01", "\udcc3\udca9t\udce9"],
+    ["import", "/tmp/export-\udcff"],
+    ["datasets", "create", "n\udcffme"],
+    ["labels", "import", "x.jsonl", "--set", "s", "--annotator", "\udcfe"],
+]
+
+
+@pytest.mark.parametrize("argv", NOT_UTF8, ids=range(len(NOT_UTF8)))
+def test_arguments_that_are_not_utf8_are_one_line_and_exit_2(capsys, argv: list[str]) -> None:
+    code, line = _one_line(capsys, argv)
+    assert code == 2 and "is not valid UTF-8 text" in line
+    assert "\\x" in line and "\\udc" not in line  # the bytes as given, not Python's escapes
 
 
 @pytest.mark.parametrize(("argv", "needle"), INVALID, ids=[" ".join(a)[:40] for a, _ in INVALID])

@@ -67,6 +67,8 @@ async def test_arguments_are_checked_like_the_cli(wh) -> None:
         wh.search("x", since="2024-02-01", until="2024-01-01"),
         wh.search("x", after="not a cursor"),
         wh.search("x", since="2024-13-01"),
+        wh.search("da\ud800ta"),  # a lone surrogate: no UTF-8 for PostgreSQL
+        wh.search(b"bytes"),
     ):
         with pytest.raises(InvalidInputError):
             await call

@@ -36,6 +36,8 @@ def check_dsn(dsn: str) -> str:
         raise ConfigError(f"{name} must be a URL like {form}")
     if any(ord(c) < 32 or c.isspace() for c in dsn):
         raise ConfigError(f"{name} contains spaces or control characters; percent-encode them")
+    if any("\ud800" <= c <= "\udfff" for c in dsn):  # bytes that were not UTF-8
+        raise ConfigError(f"{name} is not valid UTF-8; percent-encode bytes outside it")
     try:
         parts = urlsplit(dsn)
     except ValueError as e:  # e.g. an unclosed [IPv6 address

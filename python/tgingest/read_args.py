@@ -26,6 +26,27 @@ def check_id(name: str, value: object) -> int:
     return value
 
 
+def check_text(name: str, value: object) -> str:
+    """Text that can be stored and sent as UTF-8: a str without lone surrogates (what Python
+    makes of bytes that were not UTF-8 in argv or a file name)."""
+    if not isinstance(value, str):
+        raise InvalidInputError(f"{name} is text, got {type(value).__name__}")
+    if not value.isascii():
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError:
+            try:  # the bytes argv held, where Python kept them (surrogateescape)
+                raw = value.encode("utf-8", "surrogateescape")
+                shown = raw.decode("utf-8", "backslashreplace")
+            except UnicodeEncodeError:
+                shown = value.encode("utf-8", "backslashreplace").decode("utf-8")
+            raise InvalidInputError(
+                f"{name} is not valid UTF-8 text: {shown[:80]} (bytes that are not UTF-8, "
+                "or a lone surrogate)"
+            ) from None
+    return value
+
+
 def check_count(name: str, value: object, low: int, high: int) -> int:
     if isinstance(value, bool) or not isinstance(value, int):
         raise InvalidInputError(f"{name} must be a whole number, got {value!r}")
@@ -66,8 +87,7 @@ def check_search(
     rank_all: bool,
 ) -> tuple[str, int, int | None, dt.datetime | None, dt.datetime | None, SearchCursor | None]:
     """(query, limit, window or None for --all, since, until, cursor), all checked."""
-    if not isinstance(query, str):
-        raise InvalidInputError(f"a search query is text, got {type(query).__name__}")
+    query = check_text("the search query", query)
     search_tsquery(query)  # too long, or nothing searchable: InvalidInputError
     limit = check_count("limit", limit, 1, MAX_PAGE)
     window = None if rank_all else check_count("window", window, 1, MAX_WINDOW)

@@ -38,6 +38,7 @@ from tgingest.cli.common import (
 )
 from tgingest.config import Settings
 from tgingest.errors import TgIngestError
+from tgingest.read_args import check_text
 from tgingest.store.retry import is_transient
 
 
@@ -103,6 +104,14 @@ def main(argv: list[str] | None = None) -> int:
     # explicit modes too, for callers of the Python API.
     os.umask(0o077)
     argv = sys.argv[1:] if argv is None else list(argv)
+    for i, arg in enumerate(argv, 1):
+        # Bytes that are not UTF-8 reach Python as lone surrogates, which no text column,
+        # query or log line can hold: refuse them here, once, for every command.
+        try:
+            check_text(f"argument {i}", arg)
+        except TgIngestError as e:
+            err_console.print(f"[bold red]error:[/] {escape(str(e))}", soft_wrap=True)
+            return 2
     args = build_parser().parse_args(read.search_argv(argv))
     configure_logging(args.verbose)
     try:
