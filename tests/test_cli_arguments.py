@@ -112,8 +112,8 @@ NOT_UTF8 = [
     ["search", "da\udcfft"],
     ["search", "--since", "2024-01-01", "\udcc3\udca9t\udce9"],
     ["import", "/tmp/export-\udcff"],
-    ["datasets", "create", "n\udcffme"],
-    ["labels", "import", "x.jsonl", "--set", "s", "--annotator", "\udcfe"],
+    ["dataset", "create", "n\udcffme"],
+    ["label", "import", "x.jsonl", "--set", "s", "--annotator", "\udcfe"],
 ]
 
 
