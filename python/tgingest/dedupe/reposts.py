@@ -24,7 +24,6 @@ Edited messages may leave their digest: their old company is recomputed too.
 from __future__ import annotations
 
 import datetime as dt
-import re
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
@@ -33,6 +32,7 @@ from typing import TYPE_CHECKING, NamedTuple
 import asyncpg
 
 from tgingest._core import BatchResult
+from tgingest.dedupe.digest_lookup import find_digest
 
 if TYPE_CHECKING:
     from tgingest.dedupe.window import RepostWindow
@@ -47,82 +47,6 @@ MIN_CHARS = 4
 _LOCK_NS = 0x7265_706F
 
 _LOCK_SQL = "SELECT pg_advisory_xact_lock($1, hashint8($2))"
-
-# Finding a digest's messages: one lookup per digest in the (chat_id, content_hash, date) index
-# of each monthly partition the dates touch, named in the SQL. Not through the parent with a
-# date range: with statistics that lag behind fresh partitions (every bulk import) the planner
-# then prefers the (chat_id, date) key and reads the chat's whole week for every digest (an
-# import of 50k messages spent 300 s there), and `content_hash = ANY($2)` over such a scan
-# tests every row against every digest. The OFFSET 0 fence keeps each lookup per digest and the
-# date test outside, where it cannot steer the choice of index.
-_PART = re.compile(r"^messages_(?:y(\d{4})m(\d{2})|default)$")
-_PARTITIONS_SQL = """
-SELECT c.relname FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid
-WHERE i.inhparent = 'messages'::regclass
-"""
-_LOOKUP_PART = """
-SELECT x.content_hash, x.message_id, x.date
-FROM unnest($2::bytea[]) AS d(h)
-CROSS JOIN LATERAL (
-    SELECT content_hash, message_id, date FROM {part}
-    WHERE chat_id = $1 AND content_hash = d.h
-      AND content_hash <> '\\x99aa06d3014798d86001c324468d497f'::bytea AND kind = 'message'
-    OFFSET 0
-) x"""
-
-_RANGE_PART = """
-SELECT content_hash, message_id, date FROM {part}
-WHERE chat_id = $1 AND date >= $2 AND date <= $3
-  AND content_hash <> '\\x99aa06d3014798d86001c324468d497f'::bytea AND kind = 'message'"""
-_STORED_SQL = """
-SELECT coalesce(sum(messages), 0) FROM chat_daily_stats
-WHERE chat_id = $1 AND day >= $2 AND day <= $3
-"""
-
-
-async def _lookup(
-    conn: asyncpg.Connection,
-    chat_id: int,
-    digests: Sequence[bytes],
-    lo: dt.datetime | None,
-    hi: dt.datetime | None,
-) -> list[asyncpg.Record]:
-    """(content_hash, message_id, date) of the chat's messages with these digests dated in
-    [lo, hi] (open where None), ordered by digest, date, message id."""
-    parts = []
-    for (name,) in await conn.fetch(_PARTITIONS_SQL):
-        m = _PART.match(name)
-        if m is None:
-            continue  # not one of ours: never named in SQL
-        if m[1] is not None:
-            start = dt.datetime(int(m[1]), int(m[2]), 1, tzinfo=dt.UTC)
-            end = (start + dt.timedelta(days=32)).replace(day=1)
-            if (hi is not None and start > hi) or (lo is not None and end <= lo):
-                continue
-        parts.append(name)
-    if not parts:
-        return []
-    if lo is not None and hi is not None and len(digests) > 64:
-        stored = await conn.fetchval(_STORED_SQL, chat_id, lo.date(), hi.date())
-    else:
-        stored = None
-    if stored is not None and stored < 4 * len(digests):
-        # An import batch: thousands of digests, and fewer stored rows in those days than
-        # lookups would cost (chat_daily_stats says how many, kept in the same transactions).
-        # Reading those days by the (chat_id, date) key and keeping the digests asked for here
-        # costs less. A live batch in a busy chat is the other way round.
-        union = " UNION ALL ".join(_RANGE_PART.format(part=p) for p in sorted(parts))
-        wanted = set(digests)
-        rows = await conn.fetch(f"SELECT * FROM ({union}) u", chat_id, lo, hi)
-        return sorted((r for r in rows if r[0] in wanted), key=lambda r: (r[0], r[2], r[1]))
-    union = " UNION ALL ".join(_LOOKUP_PART.format(part=p) for p in sorted(parts))
-    sql = (
-        f"SELECT * FROM ({union}) u WHERE ($3::timestamptz IS NULL OR u.date >= $3)"
-        " AND ($4::timestamptz IS NULL OR u.date <= $4)"
-        " ORDER BY u.content_hash, u.date, u.message_id"
-    )
-    return await conn.fetch(sql, chat_id, list(digests), lo, hi)
-
 
 # Their marks: one key lookup each (`message_id = ANY($2)` may be planned as a scan testing
 # every row against every id, from statistics that lag behind the rows just written).
@@ -256,7 +180,7 @@ async def _company(
         lo = _at(min(c[2] for c in ask)) - WINDOW
         hi = _at(max(c[2] for c in ask)) + WINDOW
         stats.probed += len(digests)
-        for digest, message_id, _ in await _lookup(conn, chat_id, digests, lo, hi):
+        for digest, message_id, _ in await find_digest(conn, chat_id, digests, lo, hi):
             # A replayed row is stored already: it is its own company, not another message.
             if message_id not in ids[digest]:
                 todo.add(digest)
@@ -357,7 +281,7 @@ async def recompute(
     its `starts` key (date, message_id) on, the messages before it keeping their stored marks,
     which give the window's state; `since` must be at least WINDOW before every start.
     `involved`: messages with a mark that may no longer belong to any of these chains."""
-    rows = await _lookup(conn, chat_id, digests, since, None) if digests else []
+    rows = await find_digest(conn, chat_id, digests, since, None) if digests else []
     marks = (
         {r[0]: (r[1], r[2]) for r in await conn.fetch(_MARKS_SQL, chat_id, [r[1] for r in rows])}
         if rows
