@@ -310,3 +310,40 @@ async def test_a_mark_written_outside_the_lock_does_not_break_the_batch(
         stats = await reposts.rebuild(conn, [CHAT])
     assert stats.marked == len(want)  # all rewritten by the upsert, none twice
     assert await marks(conn) == want
+
+
+async def test_ties_and_exact_week_boundaries_give_the_rule(settings, conn) -> None:
+    """Dates on whole days: many messages share a date (the message id orders them) and many
+    lie exactly 7 days after an original (inside its window). Batches in random order: the
+    state before each batch's part of a chain comes from the last message before it."""
+    t0, text = 1_700_000_000, "weekly digest edition 0"
+    # One at a time: an original, one exactly 7 days later (its repost), and one at that same
+    # second with a smaller id (before it: the repost of the original, and the first stays one).
+    await commit_raw(settings, batch([(CHAT, 10, t0, text)]))
+    await commit_raw(settings, batch([(CHAT, 12, t0 + 7 * DAY, text)]))
+    assert await marks(conn) == {(CHAT, 12): 10}
+    await commit_raw(settings, batch([(CHAT, 11, t0 + 7 * DAY, text)]))
+    assert await marks(conn) == {(CHAT, 11): 10, (CHAT, 12): 10}
+    await commit_raw(settings, batch([(CHAT, 13, t0 + 7 * DAY + 1, text)]))  # past: an original
+    assert await marks(conn) == {(CHAT, 11): 10, (CHAT, 12): 10}
+    want: dict[tuple[int, int], int] = {(CHAT, 11): 10, (CHAT, 12): 10}
+    async with await Database.open(settings) as db, Pipeline(db, settings) as p:
+        for seed in range(6):
+            rnd = random.Random(100 + seed)
+            chat = CHAT - 200 - seed
+            texts = [f"weekly digest edition {k}" for k in range(rnd.randint(1, 3))]
+            rows = [
+                (chat, mid, 1_700_000_000 + rnd.randrange(25) * DAY, rnd.choice(texts))
+                for mid in range(1, rnd.randint(20, 60))
+            ]
+            want.update(reference(rows))
+            order = sorted(rows, key=lambda r: r[2]) if seed % 2 else rows[:]
+            if not seed % 2:
+                rnd.shuffle(order)
+            i = 0
+            while i < len(order):
+                size = rnd.randint(1, 12)
+                part = order[i : i + size]
+                await p.commit_source_batch(SourceBatch(source="export", batch=batch(part)))
+                i += size
+    assert await marks(conn) == want

@@ -46,15 +46,35 @@ WHERE chat_id = $1 AND day >= $2 AND day <= $3
 """
 
 
-async def find_digest(
-    conn: asyncpg.Connection,
-    chat_id: int,
-    digests: Sequence[bytes],
-    lo: dt.datetime | None,
-    hi: dt.datetime | None,
-) -> list[asyncpg.Record]:
-    """(content_hash, message_id, date) of the chat's messages with these digests dated in
-    [lo, hi] (open where None), ordered by digest, date, message id."""
+# The last message before a key: the newest date first (a short backward scan of the index,
+# stopping at the first row that qualifies), then the highest message id at that date (ties
+# are rare, and the index does not order by message id: sorting the whole week per digest to
+# break them cost as much as reading it).
+_LAST_BEFORE_PART = """
+SELECT x.content_hash, x.message_id, x.date
+FROM unnest($2::bytea[], $3::timestamptz[], $4::bigint[]) AS d(h, t, m)
+CROSS JOIN LATERAL (
+    SELECT content_hash, message_id, date FROM {part}
+    WHERE chat_id = $1 AND content_hash = d.h
+      AND content_hash <> '\\x99aa06d3014798d86001c324468d497f'::bytea AND kind = 'message'
+      AND (date, message_id) < (d.t, d.m)
+      AND date = (
+        SELECT date FROM {part}
+        WHERE chat_id = $1 AND content_hash = d.h
+          AND content_hash <> '\\x99aa06d3014798d86001c324468d497f'::bytea AND kind = 'message'
+          AND date >= d.t - $5::interval AND (date, message_id) < (d.t, d.m)
+        ORDER BY date DESC
+        LIMIT 1
+      )
+    ORDER BY message_id DESC
+    LIMIT 1
+) x"""
+
+
+async def _partitions(
+    conn: asyncpg.Connection, lo: dt.datetime | None, hi: dt.datetime | None
+) -> list[str]:
+    """Our partitions of `messages` that may hold dates in [lo, hi] (open where None)."""
     parts = []
     for (name,) in await conn.fetch(_PARTITIONS_SQL):
         m = _PART.match(name)
@@ -66,6 +86,52 @@ async def find_digest(
             if (hi is not None and start > hi) or (lo is not None and end <= lo):
                 continue
         parts.append(name)
+    return sorted(parts)
+
+
+async def find_last_before(
+    conn: asyncpg.Connection,
+    chat_id: int,
+    starts: dict[bytes, tuple[dt.datetime, int]],
+    within: dt.timedelta,
+) -> dict[bytes, tuple[int, dt.datetime]]:
+    """For each digest, its last message (message_id, date) before the key (date, message_id)
+    given for it and at most `within` earlier; digests with none are left out."""
+    if not starts:
+        return {}
+    lo = min(t for t, _ in starts.values()) - within
+    hi = max(t for t, _ in starts.values())
+    parts = await _partitions(conn, lo, hi)
+    if not parts:
+        return {}
+    union = " UNION ALL ".join(_LAST_BEFORE_PART.format(part=p) for p in parts)
+    digests = list(starts)
+    rows = await conn.fetch(
+        f"SELECT * FROM ({union}) u",
+        chat_id,
+        digests,
+        [starts[d][0] for d in digests],
+        [starts[d][1] for d in digests],
+        within,
+    )
+    last: dict[bytes, tuple[int, dt.datetime]] = {}
+    for digest, message_id, date in rows:  # one per digest and partition: keep the latest
+        have = last.get(digest)
+        if have is None or (date, message_id) > (have[1], have[0]):
+            last[digest] = (message_id, date)
+    return last
+
+
+async def find_digest(
+    conn: asyncpg.Connection,
+    chat_id: int,
+    digests: Sequence[bytes],
+    lo: dt.datetime | None,
+    hi: dt.datetime | None,
+) -> list[asyncpg.Record]:
+    """(content_hash, message_id, date) of the chat's messages with these digests dated in
+    [lo, hi] (open where None), ordered by digest, date, message id."""
+    parts = await _partitions(conn, lo, hi)
     if not parts:
         return []
     if lo is not None and hi is not None and len(digests) > 64:
@@ -77,11 +143,11 @@ async def find_digest(
         # lookups would cost (chat_daily_stats says how many, kept in the same transactions).
         # Reading those days by the (chat_id, date) key and keeping the digests asked for here
         # costs less. A live batch in a busy chat is the other way round.
-        union = " UNION ALL ".join(_RANGE_PART.format(part=p) for p in sorted(parts))
+        union = " UNION ALL ".join(_RANGE_PART.format(part=p) for p in parts)
         wanted = set(digests)
         rows = await conn.fetch(f"SELECT * FROM ({union}) u", chat_id, lo, hi)
         return sorted((r for r in rows if r[0] in wanted), key=lambda r: (r[0], r[2], r[1]))
-    union = " UNION ALL ".join(_LOOKUP_PART.format(part=p) for p in sorted(parts))
+    union = " UNION ALL ".join(_LOOKUP_PART.format(part=p) for p in parts)
     sql = (
         f"SELECT * FROM ({union}) u WHERE ($3::timestamptz IS NULL OR u.date >= $3)"
         " AND ($4::timestamptz IS NULL OR u.date <= $4)"

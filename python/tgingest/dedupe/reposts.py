@@ -32,7 +32,7 @@ from typing import TYPE_CHECKING, NamedTuple
 import asyncpg
 
 from tgingest._core import BatchResult
-from tgingest.dedupe.digest_lookup import find_digest
+from tgingest.dedupe.digest_lookup import find_digest, find_last_before
 
 if TYPE_CHECKING:
     from tgingest.dedupe.window import RepostWindow
@@ -250,15 +250,14 @@ async def _settle_chat(
     if todo:
         # Only from the batch's earliest message of each digest on: what comes before keeps
         # its marks (a mark depends on earlier messages only); the window's state at that
-        # point is read from the stored marks of the 7 days before it.
+        # point is the stored mark of the last message in the 7 days before it.
         first: dict[bytes, tuple[int, int]] = {}
         for c in cands:
             if c[3] in todo:
                 key = (c[2], c[1])
                 first[c[3]] = min(first.get(c[3], key), key)
         starts = {d: (_at(ts), m) for d, (ts, m) in first.items()}
-        since = min(d for d, _ in starts.values()) - WINDOW
-        await recompute(conn, chat_id, sorted(todo), batch_id, stats, since=since, starts=starts)
+        await recompute(conn, chat_id, sorted(todo), batch_id, stats, starts=starts)
     if whole or involved:
         # An edit can take a message out of a chain anywhere: recompute those chains whole.
         await recompute(conn, chat_id, sorted(whole), batch_id, stats, involved=involved)
@@ -272,21 +271,23 @@ async def recompute(
     stats: Marked,
     *,
     involved: Iterable[int] = (),
-    since: dt.datetime | None = None,
     starts: dict[bytes, tuple[dt.datetime, int]] | None = None,
 ) -> None:
     """Recompute the chains of `digests` in one chat and write the marks that differ.
 
-    Whole chains by default. With `since` and `starts`, each digest's chain is recomputed from
-    its `starts` key (date, message_id) on, the messages before it keeping their stored marks,
-    which give the window's state; `since` must be at least WINDOW before every start.
-    `involved`: messages with a mark that may no longer belong to any of these chains."""
-    rows = await find_digest(conn, chat_id, digests, since, None) if digests else []
-    marks = (
-        {r[0]: (r[1], r[2]) for r in await conn.fetch(_MARKS_SQL, chat_id, [r[1] for r in rows])}
-        if rows
-        else {}
-    )
+    Whole chains by default. With `starts`, each digest's chain is recomputed from its `starts`
+    key (date, message_id) on; the messages before it keep their stored marks, and the last of
+    them within WINDOW gives the window's state (its own original, or the one its mark names;
+    none that recent: the start opens a window). `involved`: messages with a mark that may no
+    longer belong to any of these chains."""
+    if starts is not None:
+        lo: dt.datetime | None = min(t for t, _ in starts.values())
+        last = await find_last_before(conn, chat_id, {d: starts[d] for d in digests}, WINDOW)
+    else:
+        lo, last = None, {}
+    rows = await find_digest(conn, chat_id, digests, lo, None) if digests else []
+    ids = [r[1] for r in rows] + [m for m, _ in last.values()]
+    marks = {r[0]: (r[1], r[2]) for r in await conn.fetch(_MARKS_SQL, chat_id, ids)} if ids else {}
     stats.recomputed += len(digests)
     # Marks a message gets for the first time (`fresh`), and marks that change (`ups`).
     fresh: list[tuple[int, int, dt.datetime, dt.datetime]] = []
@@ -297,15 +298,16 @@ async def recompute(
     current: bytes | None = None
     start: tuple[dt.datetime, int] | None = None
     for digest, message_id, date in rows:
-        have, have_first = marks.get(message_id, (None, None))
+        have = marks.get(message_id, (None, None))[0]
         seen.add(message_id)
         if digest != current:
             current, original = digest, None
             start = starts.get(digest) if starts is not None else None
+            before = last.get(digest)
+            if before is not None:
+                original = marks.get(before[0], before)
         if start is not None and (date, message_id) < start:
-            # Before the recomputed part: the stored mark says which window this is in.
-            original = (message_id, date) if have is None else (have, have_first)
-            continue
+            continue  # before this digest's recomputed part (read from an earlier one's start)
         if original is None or date - original[1] > WINDOW:
             original = (message_id, date)
             if have is not None:
