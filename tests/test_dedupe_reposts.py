@@ -347,3 +347,46 @@ async def test_ties_and_exact_week_boundaries_give_the_rule(settings, conn) -> N
                 await p.commit_source_batch(SourceBatch(source="export", batch=batch(part)))
                 i += size
     assert await marks(conn) == want
+
+
+async def test_batches_in_date_order_settle_chains_from_their_own_rows(
+    settings, conn, monkeypatch
+) -> None:
+    """An import in date order: nothing stored comes after a batch, so its chains are its own
+    rows, not read back. The marks still follow the rule across batches (state carried by the
+    last message before each), and a mark a deleted message left on a reused id is cleared."""
+    taken: list[bool] = []
+    real = reposts.recompute
+
+    async def spy(*args, **kwargs):
+        taken.append(kwargs.get("own") is not None)
+        return await real(*args, **kwargs)
+
+    monkeypatch.setattr(reposts, "recompute", spy)
+    t0 = 1_700_000_000
+    texts = [f"channel post number {k} about the release" for k in range(2 * reposts._APPEND_MIN)]
+    rnd = random.Random(5)
+    rows = []
+    for mid in range(1, 1201):  # ~ 4 posts an hour for 12 days, texts repeating
+        rows.append((CHAT, mid, t0 + mid * 900 + rnd.randrange(60), rnd.choice(texts)))
+    want = reference(rows)
+    stale = next(iter(set(want.values())))  # an original: it must end with no mark
+    async with await Database.open(settings):
+        pass  # the schema
+    await conn.execute(
+        """INSERT INTO reposts (chat_id, message_id, repost_of, date, first_date)
+           VALUES ($1, $2, 1, to_timestamp($3), to_timestamp($3))""",
+        CHAT,
+        stale,
+        t0,
+    )
+    parts = [rows[i : i + 300] for i in range(0, len(rows), 300)]
+    await commit_sources(settings, *(SourceBatch(source="export", batch=batch(p)) for p in parts))
+    assert taken and all(taken), "every batch in date order settles from its own rows"
+    assert await marks(conn) == want
+    # A batch dated before what is stored takes the lookup, and the marks still follow the rule.
+    taken.clear()
+    early = [(CHAT, 5000 + k, t0 - 3600 + k, texts[k]) for k in range(len(texts))]
+    await commit_sources(settings, SourceBatch(source="export", batch=batch(early)))
+    assert taken == [False]
+    assert await marks(conn) == reference(rows + early)

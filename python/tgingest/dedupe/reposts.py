@@ -26,7 +26,7 @@ from __future__ import annotations
 import datetime as dt
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, NamedTuple
 
 import asyncpg
@@ -96,6 +96,23 @@ SET repost_of = EXCLUDED.repost_of, first_date = EXCLUDED.first_date,
 _COPY_MIN = 64
 _COPY_COLUMNS = ("chat_id", "message_id", "repost_of", "date", "first_date", "batch_id")
 
+# The marks in a range of ids: one range scan of the key (a batch's new messages, which
+# normally have none, without a lookup per message).
+_MARKS_BETWEEN_SQL = """
+SELECT message_id, repost_of, first_date FROM reposts
+WHERE chat_id = $1 AND message_id BETWEEN $2 AND $3
+"""
+
+# The chat's last stored message in key order: one descent of each partition's key.
+_LAST_KEY_SQL = """
+SELECT date, message_id FROM messages WHERE chat_id = $1
+ORDER BY date DESC, message_id DESC LIMIT 1
+"""
+
+# Below this many digests with company, reading the chains back costs less than the check
+# that allows not to (a live batch; an import batch has thousands).
+_APPEND_MIN = 32
+
 _DELETE_SQL = "DELETE FROM reposts WHERE chat_id = $1 AND message_id = ANY($2::bigint[])"
 
 
@@ -139,6 +156,10 @@ class Judged:
     by_chat: dict[int, list[Candidate]]
     todo: dict[int, set[bytes]]  # digests with company, per chat
     stats: Marked
+    # Chats whose stored messages all come before every message of the batch (an export
+    # imported in date order, history written oldest first), with the batch's messages of
+    # each: once the batch is written whole, its chains from the batch on are these rows.
+    appended: dict[int, list[Candidate]] = field(default_factory=dict)
 
 
 async def judge(
@@ -156,7 +177,26 @@ async def judge(
         await conn.execute(_LOCK_SQL, _LOCK_NS, chat_id)
     for chat_id, cands in judged.by_chat.items():
         judged.todo[chat_id] = await _company(conn, chat_id, cands, window, judged.stats)
+    if any(len(todo) >= _APPEND_MIN for todo in judged.todo.values()):
+        chains: dict[int, list[Candidate]] = defaultdict(list)
+        # Every message the chain lookup would find, short texts included (it reads
+        # `kind = 'message'` rows by digest alone).
+        for row in result.repost_candidates(0):
+            chains[row[0]].append(row)  # type: ignore[arg-type]
+        for chat_id, todo in judged.todo.items():
+            rows = chains[chat_id]
+            if len(todo) >= _APPEND_MIN and await _after_everything(conn, chat_id, rows):
+                judged.appended[chat_id] = rows
     return judged
+
+
+async def _after_everything(conn: asyncpg.Connection, chat_id: int, rows: list[Candidate]) -> bool:
+    """True when every stored message of the chat (any kind) comes before the batch's first."""
+    last = await conn.fetchrow(_LAST_KEY_SQL, chat_id)
+    if last is None:
+        return True
+    ts, message_id = min((r[2], r[1]) for r in rows)
+    return (last[0], last[1]) < (_at(ts), message_id)
 
 
 async def _company(
@@ -193,10 +233,13 @@ async def settle(
     batch_id: int | None,
     *,
     edited: Iterable[tuple[int, int]] = (),
+    written_whole: bool = False,
 ) -> Marked:
     """After the batch's rows are written: recompute the chains `judge` found company for, and
     those an edit may have changed. `edited`: keys (chat_id, message_id) that may have replaced
-    an older version (the writer passes the batch's keys when some row was updated)."""
+    an older version (the writer passes the batch's keys when some row was updated).
+    `written_whole`: every row the batch could store was written as a new message (the
+    writer's COPY path), so the batch's rows are in the table exactly as `judge` saw them."""
     stats = judged.stats
     edited_ids: dict[int, list[int]] = defaultdict(list)
     for chat_id, message_id in edited:
@@ -210,6 +253,7 @@ async def settle(
             edited_ids.get(chat_id, []),
             batch_id,
             stats,
+            judged.appended.get(chat_id) if written_whole and not edited_ids else None,
         )
     return stats
 
@@ -237,6 +281,7 @@ async def _settle_chat(
     edited_ids: list[int],
     batch_id: int | None,
     stats: Marked,
+    appended: list[Candidate] | None,
 ) -> None:
     involved: set[int] = set()
     whole: set[bytes] = set()
@@ -257,7 +302,12 @@ async def _settle_chat(
                 key = (c[2], c[1])
                 first[c[3]] = min(first.get(c[3], key), key)
         starts = {d: (_at(ts), m) for d, (ts, m) in first.items()}
-        await recompute(conn, chat_id, sorted(todo), batch_id, stats, starts=starts)
+        own = None
+        if appended is not None:
+            # Nothing stored comes after the batch: from each start on, a chain is the batch's
+            # own rows of that digest (the lookup would read exactly these back).
+            own = sorted(((r[3], r[1], _at(r[2])) for r in appended if r[3] in todo), key=_order)
+        await recompute(conn, chat_id, sorted(todo), batch_id, stats, starts=starts, own=own)
     if whole or involved:
         # An edit can take a message out of a chain anywhere: recompute those chains whole.
         await recompute(conn, chat_id, sorted(whole), batch_id, stats, involved=involved)
@@ -272,22 +322,37 @@ async def recompute(
     *,
     involved: Iterable[int] = (),
     starts: dict[bytes, tuple[dt.datetime, int]] | None = None,
+    own: list[tuple[bytes, int, dt.datetime]] | None = None,
 ) -> None:
     """Recompute the chains of `digests` in one chat and write the marks that differ.
 
     Whole chains by default. With `starts`, each digest's chain is recomputed from its `starts`
     key (date, message_id) on; the messages before it keep their stored marks, and the last of
     them within WINDOW gives the window's state (its own original, or the one its mark names;
-    none that recent: the start opens a window). `involved`: messages with a mark that may no
+    none that recent: the start opens a window). `own`, with `starts`: the chains' rows
+    (digest, message_id, date) from the earliest start on, in the lookup's order, when the
+    caller knows them (then not read back). `involved`: messages with a mark that may no
     longer belong to any of these chains."""
     if starts is not None:
         lo: dt.datetime | None = min(t for t, _ in starts.values())
         last = await find_last_before(conn, chat_id, {d: starts[d] for d in digests}, WINDOW)
     else:
         lo, last = None, {}
-    rows = await find_digest(conn, chat_id, digests, lo, None) if digests else []
-    ids = [r[1] for r in rows] + [m for m, _ in last.values()]
-    marks = {r[0]: (r[1], r[2]) for r in await conn.fetch(_MARKS_SQL, chat_id, ids)} if ids else {}
+    rows: Sequence[tuple[bytes, int, dt.datetime]]
+    if own is not None:
+        rows = own
+        marks = await _marks(conn, chat_id, [m for m, _ in last.values()])
+        if own:
+            # New messages have no mark, unless a deleted message of the same id left one.
+            mine = {m for _, m, _ in own}
+            bounds = (min(mine), max(mine))
+            for m, of, first in await conn.fetch(_MARKS_BETWEEN_SQL, chat_id, *bounds):
+                if m in mine:
+                    marks[m] = (of, first)
+    else:
+        rows = await find_digest(conn, chat_id, digests, lo, None) if digests else []
+        ids = [r[1] for r in rows] + [m for m, _ in last.values()]
+        marks = await _marks(conn, chat_id, ids)
     stats.recomputed += len(digests)
     # Marks a message gets for the first time (`fresh`), and marks that change (`ups`).
     fresh: list[tuple[int, int, dt.datetime, dt.datetime]] = []
@@ -328,6 +393,19 @@ async def recompute(
     if clear:
         await conn.execute(_DELETE_SQL, chat_id, clear)
         stats.cleared += len(clear)
+
+
+def _order(row: tuple[bytes, int, dt.datetime]) -> tuple[bytes, dt.datetime, int]:
+    return (row[0], row[2], row[1])  # the lookup's ORDER BY content_hash, date, message_id
+
+
+async def _marks(
+    conn: asyncpg.Connection, chat_id: int, ids: list[int]
+) -> dict[int, tuple[int, dt.datetime]]:
+    """message_id -> (repost_of, first_date) of those that have a mark."""
+    if not ids:
+        return {}
+    return {r[0]: (r[1], r[2]) for r in await conn.fetch(_MARKS_SQL, chat_id, ids)}
 
 
 async def _copy_fresh(

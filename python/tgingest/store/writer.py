@@ -117,7 +117,7 @@ async def commit_batch(
         counts.stale_filter = stale
         if judged is not None and counts.new + counts.updated > 0:
             edited = sb.batch.keys if counts.updated else ()
-            await reposts.settle(conn, judged, batch_id, edited=edited)
+            await reposts.settle(conn, judged, batch_id, edited=edited, written_whole=fast)
         rejected = [
             # The message's identity in the text keeps two rows with one reason apart.
             QuarantineRow(
