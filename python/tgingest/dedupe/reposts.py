@@ -291,7 +291,8 @@ async def _settle_chat(
         whole.update(r["content_hash"] for r in rows)
         whole.update(r[0] for r in await conn.fetch(_CURRENT_SQL, chat_id, edited_ids))
         whole.discard(EMPTY)
-    todo = todo - whole
+    # Texts that normalize to nothing share EMPTY and never repost: the lookups skip it.
+    todo = todo - whole - {EMPTY}
     if todo:
         # Only from the batch's earliest message of each digest on: what comes before keeps
         # its marks (a mark depends on earlier messages only); the window's state at that
