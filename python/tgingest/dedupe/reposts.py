@@ -17,7 +17,10 @@ Both steps run inside the transaction that stores a batch (store/writer.py):
    the rest.
 2. `settle`, after the rows: for the digests with company, recompute the chain from the batch's
    earliest message of that digest on (an early message arriving late, an export after live,
-   moves every window after it) and write only the marks that changed.
+   moves every window after it) and write only the marks that changed. The state before that
+   point is the stored mark of the last message before it; after it, when the batch comes
+   after everything stored in its chat (an import in date order), the chain is the batch's
+   own rows, not read back.
 Edited messages may leave their digest: their old company is recomputed too.
 """
 
