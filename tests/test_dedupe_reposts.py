@@ -60,6 +60,17 @@ def reference(rows: list[tuple[int, int, int, str]]) -> dict[tuple[int, int], in
     return out
 
 
+async def commit_in_random_batches(
+    p: Pipeline, rows: list[tuple[int, int, int, str]], rnd: random.Random, largest: int
+) -> None:
+    """Commit `rows` in their order, cut into batches of 1 to `largest` rows."""
+    i = 0
+    while i < len(rows):
+        size = rnd.randint(1, largest)
+        await p.commit_source_batch(SourceBatch(source="export", batch=batch(rows[i : i + size])))
+        i += size
+
+
 async def marks(conn: asyncpg.Connection) -> dict[tuple[int, int], int]:
     rows = await conn.fetch("SELECT chat_id, message_id, repost_of FROM reposts")
     return {(r["chat_id"], r["message_id"]): r["repost_of"] for r in rows}
@@ -284,12 +295,7 @@ async def test_any_order_any_batching_gives_the_rule(settings, conn) -> None:
             order = rows[:]
             rnd.shuffle(order)
             order += rnd.sample(rows, len(rows) // 4)  # replays
-            i = 0
-            while i < len(order):
-                size = rnd.randint(1, 15)
-                part = order[i : i + size]
-                await p.commit_source_batch(SourceBatch(source="export", batch=batch(part)))
-                i += size
+            await commit_in_random_batches(p, order, rnd, 15)
     assert await marks(conn) == want
 
 
@@ -340,12 +346,7 @@ async def test_ties_and_exact_week_boundaries_give_the_rule(settings, conn) -> N
             order = sorted(rows, key=lambda r: r[2]) if seed % 2 else rows[:]
             if not seed % 2:
                 rnd.shuffle(order)
-            i = 0
-            while i < len(order):
-                size = rnd.randint(1, 12)
-                part = order[i : i + size]
-                await p.commit_source_batch(SourceBatch(source="export", batch=batch(part)))
-                i += size
+            await commit_in_random_batches(p, order, rnd, 12)
     assert await marks(conn) == want
 
 
